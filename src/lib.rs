@@ -1,0 +1,1 @@
+//! latency-logger library: the modules behind the binary, public so tests reach them.
