@@ -60,3 +60,274 @@ pub struct Report {
     /// Seconds the probe started after `scheduled`.
     pub lateness: f64,
 }
+
+/// The Avro schema of `Report`, from the source tree.
+pub const SCHEMA_JSON: &str = include_str!("../schema/report.avsc");
+
+impl Report {
+    /// A report for a job that was never probed (queue full, shutting down).
+    pub fn skipped(url: &str, scheduled: f64, now: f64, why: &str) -> Report {
+        Report {
+            url: url.to_string(),
+            timestamp: now,
+            scheduled,
+            lateness: (now - scheduled).max(0.0),
+            error_kind: Some(ErrorKind::Skipped),
+            error: Some(why.to_string()),
+            ..Report::default()
+        }
+    }
+
+    /// Appends the report as one JSON object and a newline, with the Avro
+    /// schema's field names.
+    pub fn write_json_line(&self, out: &mut Vec<u8>) {
+        use std::io::Write as _;
+        // Writing into a Vec cannot fail; serde_json only escapes the strings.
+        let s = |v: &str| serde_json::to_string(v).unwrap_or_else(|_| "\"\"".to_string());
+        let opt = |v: Option<&str>| v.map_or_else(|| "null".to_string(), s);
+        let _ = write!(
+            out,
+            "{{\"url\":{},\"code\":{},\"timestamp\":{},\"namelookup\":{},\"connect\":{},\
+             \"appconnect\":{},\"pretransfer\":{},\"starttransfer\":{},\"total\":{},\
+             \"size_download\":{},\"remote_ip\":{},\"http_version\":{},\"error_kind\":{},\
+             \"error\":{},\"scheduled\":{},\"lateness\":{}}}\n",
+            s(&self.url),
+            self.code,
+            num(self.timestamp),
+            num(self.namelookup),
+            num(self.connect),
+            num(self.appconnect),
+            num(self.pretransfer),
+            num(self.starttransfer),
+            num(self.total),
+            self.size_download,
+            opt(self.remote_ip.as_deref()),
+            opt(self.http_version.as_deref()),
+            opt(self.error_kind.map(ErrorKind::as_str)),
+            opt(self.error.as_deref()),
+            num(self.scheduled),
+            num(self.lateness),
+        );
+    }
+
+    /// The report as an Avro record value, fields in schema order.
+    pub fn to_avro_value(&self) -> apache_avro::types::Value {
+        use apache_avro::types::Value;
+        let opt = |v: Option<&str>| match v {
+            None => Value::Union(0, Box::new(Value::Null)),
+            Some(s) => Value::Union(1, Box::new(Value::String(s.to_string()))),
+        };
+        Value::Record(vec![
+            ("url".into(), Value::String(self.url.clone())),
+            ("code".into(), Value::Int(self.code)),
+            ("timestamp".into(), Value::Double(self.timestamp)),
+            ("namelookup".into(), Value::Double(self.namelookup)),
+            ("connect".into(), Value::Double(self.connect)),
+            ("appconnect".into(), Value::Double(self.appconnect)),
+            ("pretransfer".into(), Value::Double(self.pretransfer)),
+            ("starttransfer".into(), Value::Double(self.starttransfer)),
+            ("total".into(), Value::Double(self.total)),
+            ("size_download".into(), Value::Long(self.size_download)),
+            ("remote_ip".into(), opt(self.remote_ip.as_deref())),
+            ("http_version".into(), opt(self.http_version.as_deref())),
+            (
+                "error_kind".into(),
+                opt(self.error_kind.map(ErrorKind::as_str)),
+            ),
+            ("error".into(), opt(self.error.as_deref())),
+            ("scheduled".into(), Value::Double(self.scheduled)),
+            ("lateness".into(), Value::Double(self.lateness)),
+        ])
+    }
+}
+
+/// JSON has no NaN or infinity; a timing is never either, but never emit invalid JSON.
+fn num(v: f64) -> String {
+    if v.is_finite() {
+        // `{:?}` keeps a decimal point and round-trips exactly.
+        format!("{v:?}")
+    } else {
+        "0.0".to_string()
+    }
+}
+
+/// How each Avro record is framed on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Avro single-object encoding: 0xC3 0x01, 8-byte CRC-64-AVRO fingerprint (LE), binary.
+    SingleObject,
+    /// Confluent Schema Registry wire format: 0x00, 4-byte big-endian schema id, binary.
+    Confluent { schema_id: u32 },
+}
+
+/// Encodes reports as framed Avro binary with the schema from the source tree.
+pub struct AvroEncoder {
+    schema: apache_avro::Schema,
+    header: Vec<u8>,
+}
+
+impl AvroEncoder {
+    pub fn new(framing: Framing) -> Result<AvroEncoder, String> {
+        let schema = parse_schema()?;
+        let header = match framing {
+            Framing::SingleObject => {
+                let fp = schema.fingerprint::<apache_avro::rabin::Rabin>();
+                let mut h = vec![0xC3, 0x01];
+                h.extend_from_slice(&fp.bytes);
+                h
+            }
+            Framing::Confluent { schema_id } => {
+                let mut h = vec![0x00];
+                h.extend_from_slice(&schema_id.to_be_bytes());
+                h
+            }
+        };
+        Ok(AvroEncoder { schema, header })
+    }
+
+    /// The framed Avro bytes of one report.
+    pub fn encode(&self, report: &Report) -> Result<Vec<u8>, String> {
+        let fail =
+            |e: apache_avro::Error| format!("cannot Avro-encode report for {}: {e}", report.url);
+        let writer = apache_avro::writer::datum::GenericDatumWriter::builder(&self.schema)
+            .build()
+            .map_err(fail)?;
+        let mut out = Vec::with_capacity(self.header.len() + 160);
+        out.extend_from_slice(&self.header);
+        writer
+            .write_value_ref(&mut out, &report.to_avro_value())
+            .map_err(fail)?;
+        Ok(out)
+    }
+}
+
+/// The parsed schema; failing here means the built-in .avsc is broken.
+pub fn parse_schema() -> Result<apache_avro::Schema, String> {
+    apache_avro::Schema::parse_str(SCHEMA_JSON)
+        .map_err(|e| format!("built-in Avro schema is invalid: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use apache_avro::types::Value;
+
+    fn sample() -> Report {
+        Report {
+            url: "https://example.com/\"q\"".to_string(),
+            code: 200,
+            timestamp: 1_700_000_000.25,
+            namelookup: 0.001,
+            connect: 0.002,
+            appconnect: 0.01,
+            pretransfer: 0.0101,
+            starttransfer: 0.2,
+            total: 0.25,
+            size_download: 1234,
+            remote_ip: Some("127.0.0.1".to_string()),
+            http_version: Some("HTTP/1.1".to_string()),
+            error_kind: None,
+            error: None,
+            scheduled: 1_700_000_000.0,
+            lateness: 0.25,
+        }
+    }
+
+    #[test]
+    fn json_line_round_trips_with_schema_field_names() {
+        let mut out = Vec::new();
+        sample().write_json_line(&mut out);
+        assert_eq!(out.last(), Some(&b'\n'));
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
+        assert_eq!(v["url"], "https://example.com/\"q\"");
+        assert_eq!(v["code"], 200);
+        assert_eq!(v["total"], 0.25);
+        assert_eq!(v["error_kind"], serde_json::Value::Null);
+        let schema: serde_json::Value = serde_json::from_str(SCHEMA_JSON).expect("schema JSON");
+        let names: Vec<&str> = schema["fields"]
+            .as_array()
+            .expect("fields")
+            .iter()
+            .map(|f| f["name"].as_str().expect("name"))
+            .collect();
+        let keys: Vec<&str> = v
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        let mut sorted_names = names.clone();
+        sorted_names.sort_unstable();
+        let mut sorted_keys = keys.clone();
+        sorted_keys.sort_unstable();
+        assert_eq!(sorted_keys, sorted_names);
+    }
+
+    #[test]
+    fn skipped_report_names_kind() {
+        let r = Report::skipped("http://a.test/", 10.0, 10.5, "queue full");
+        let mut out = Vec::new();
+        r.write_json_line(&mut out);
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
+        assert_eq!(v["error_kind"], "skipped");
+        assert_eq!(v["lateness"], 0.5);
+    }
+
+    #[test]
+    fn single_object_encoding_decodes_back() {
+        let enc = AvroEncoder::new(Framing::SingleObject).expect("encoder");
+        let bytes = enc.encode(&sample()).expect("encode");
+        assert_eq!(&bytes[..2], &[0xC3, 0x01]);
+        let schema = parse_schema().expect("schema");
+        let fp = schema.fingerprint::<apache_avro::rabin::Rabin>();
+        assert_eq!(&bytes[2..10], fp.bytes.as_slice());
+        let reader = apache_avro::reader::datum::GenericDatumReader::builder(&schema)
+            .build()
+            .expect("reader");
+        let value = reader.read_value(&mut &bytes[10..]).expect("decode");
+        assert_eq!(value, sample().to_avro_value());
+        let Value::Record(fields) = value else {
+            panic!("not a record")
+        };
+        assert_eq!(
+            fields[0].1,
+            Value::String("https://example.com/\"q\"".into())
+        );
+    }
+
+    #[test]
+    fn confluent_framing_has_magic_and_id() {
+        let enc = AvroEncoder::new(Framing::Confluent {
+            schema_id: 0x01020304,
+        })
+        .expect("enc");
+        let bytes = enc.encode(&sample()).expect("encode");
+        assert_eq!(&bytes[..5], &[0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn original_schema_fields_unchanged_and_new_ones_have_defaults() {
+        let schema: serde_json::Value = serde_json::from_str(SCHEMA_JSON).expect("schema JSON");
+        assert_eq!(schema["name"], "Report");
+        assert_eq!(schema["namespace"], "com.passingcuriosity.latency_logger");
+        let fields = schema["fields"].as_array().expect("fields");
+        let original = [
+            ("url", "string"),
+            ("code", "int"),
+            ("timestamp", "double"),
+            ("namelookup", "double"),
+            ("connect", "double"),
+            ("appconnect", "double"),
+            ("pretransfer", "double"),
+            ("starttransfer", "double"),
+            ("total", "double"),
+        ];
+        for (f, (name, ty)) in fields.iter().zip(original) {
+            assert_eq!(f["name"], name);
+            assert_eq!(f["type"], ty);
+        }
+        for f in &fields[original.len()..] {
+            assert!(f.get("default").is_some(), "{} lacks a default", f["name"]);
+        }
+    }
+}

@@ -1,0 +1,679 @@
+//! Command-line flags: lexopt turns argv into raw `LowArgs`, which are then
+//! validated into one `Config` the rest of the program runs from. Help text
+//! lives next to each flag in `FLAGS`.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Environment variable holding the SASL password (never a plain flag: argv is
+/// visible to every user of the machine).
+pub const PASSWORD_ENV: &str = "LATENCY_LOGGER_SASL_PASSWORD";
+
+pub const USAGE: &str = "usage: latency-logger [-h] [-V] [-v] [-Q N] [-W N] [--connect-timeout S] \
+[--timeout S] [--follow-redirects] [--splay S] [--cacert FILE] [-B HOST:PORT[,...]] [-T TOPIC] \
+[-S URL] [KAFKA OPTIONS] FILE";
+
+/// One flag's documentation: (short, long, value name, help).
+type FlagDoc = (
+    Option<char>,
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+);
+
+/// Every flag, in help order. `parse_low` matches on the same names.
+const FLAGS: &[FlagDoc] = &[
+    (Some('h'), "help", None, "Print this help and exit."),
+    (Some('V'), "version", None, "Print the version and exit."),
+    (
+        Some('v'),
+        "verbose",
+        None,
+        "Log more to stderr (repeat: -v info, -vv debug, -vvv trace).",
+    ),
+    (
+        Some('Q'),
+        "queue",
+        Some("N"),
+        "Capacity of the job queue between scheduler and workers [default: 100]. A job due while it is full is reported as `skipped`.",
+    ),
+    (
+        Some('W'),
+        "workers",
+        Some("N"),
+        "Number of worker threads probing in parallel [default: 3].",
+    ),
+    (
+        None,
+        "connect-timeout",
+        Some("S"),
+        "Seconds allowed for DNS, TCP connect and TLS together [default: 30].",
+    ),
+    (
+        None,
+        "timeout",
+        Some("S"),
+        "Seconds allowed for a whole probe [default: 300].",
+    ),
+    (
+        None,
+        "follow-redirects",
+        None,
+        "Follow HTTP redirects (default: report the 3xx itself).",
+    ),
+    (
+        None,
+        "splay",
+        Some("S"),
+        "Spread the first probes evenly over S extra seconds [default: 0].",
+    ),
+    (
+        None,
+        "cacert",
+        Some("FILE"),
+        "PEM CA bundle to trust for HTTPS targets (default: built-in web roots).",
+    ),
+    (
+        Some('B'),
+        "bootstrap-servers",
+        Some("HOST:PORT[,...]"),
+        "Kafka brokers; sends Avro records to Kafka instead of JSON lines to stdout.",
+    ),
+    (
+        Some('T'),
+        "topic",
+        Some("NAME"),
+        "Kafka topic [default: monitoring].",
+    ),
+    (
+        Some('S'),
+        "schema-registry",
+        Some("URL"),
+        "Confluent Schema Registry (user:password@ in the URL for basic auth); records use its wire format. Default: Avro single-object encoding.",
+    ),
+    (
+        None,
+        "ca-cert",
+        Some("FILE"),
+        "PEM CA bundle to trust for Kafka TLS.",
+    ),
+    (
+        None,
+        "auth-cert",
+        Some("FILE"),
+        "PEM client certificate for Kafka mutual TLS.",
+    ),
+    (
+        None,
+        "auth-key",
+        Some("FILE"),
+        "PEM private key for --auth-cert.",
+    ),
+    (
+        None,
+        "security-protocol",
+        Some("P"),
+        "plaintext, ssl, sasl_plaintext or sasl_ssl [default: plaintext, or ssl when a TLS file is given].",
+    ),
+    (
+        None,
+        "sasl-mechanism",
+        Some("M"),
+        "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.",
+    ),
+    (
+        None,
+        "sasl-username",
+        Some("NAME"),
+        "SASL user name. The password comes from $LATENCY_LOGGER_SASL_PASSWORD or --sasl-password-file.",
+    ),
+    (
+        None,
+        "sasl-password-file",
+        Some("FILE"),
+        "File holding the SASL password (trailing newline ignored).",
+    ),
+    (
+        None,
+        "acks",
+        Some("all|1|0"),
+        "Broker acknowledgements to wait for [default: all].",
+    ),
+    (
+        None,
+        "compression",
+        Some("C"),
+        "none, gzip or snappy [default: none].",
+    ),
+    (
+        None,
+        "linger-ms",
+        Some("MS"),
+        "Milliseconds to wait for more records before sending a batch [default: 5].",
+    ),
+    (
+        None,
+        "buffer",
+        Some("N"),
+        "Records held while Kafka is unreachable; beyond it the oldest are dropped [default: 100000].",
+    ),
+    (
+        None,
+        "flush-timeout",
+        Some("S"),
+        "Seconds allowed at shutdown to deliver pending records [default: 10].",
+    ),
+    (
+        None,
+        "create-topic",
+        None,
+        "Ask the broker to create a missing topic (if it allows that).",
+    ),
+    (
+        Some('X'),
+        "producer-property",
+        Some("KEY=VALUE"),
+        "Producer setting by its librdkafka name, e.g. -X linger.ms=20 (repeatable).",
+    ),
+];
+
+/// Flags as given, before validation.
+#[derive(Debug, Default)]
+pub struct LowArgs {
+    pub help: bool,
+    pub version: bool,
+    pub verbose: u8,
+    pub queue: Option<String>,
+    pub workers: Option<String>,
+    pub connect_timeout: Option<String>,
+    pub timeout: Option<String>,
+    pub follow_redirects: bool,
+    pub splay: Option<String>,
+    pub cacert: Option<PathBuf>,
+    pub topic: Option<String>,
+    pub schema_registry: Option<String>,
+    pub sasl_password_file: Option<PathBuf>,
+    pub flush_timeout: Option<String>,
+    pub create_topic: bool,
+    /// Kafka producer settings as librdkafka names them, in the order given,
+    /// so dedicated flags and `-X` share one path and the last one wins.
+    pub kafka: Vec<(String, String)>,
+    pub file: Option<PathBuf>,
+}
+
+/// A usage error: the message names the flag or value at fault.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+impl From<lexopt::Error> for UsageError {
+    fn from(e: lexopt::Error) -> UsageError {
+        UsageError(e.to_string())
+    }
+}
+
+/// Parses argv (without the program name) into raw values.
+pub fn parse_low(args: impl IntoIterator<Item = OsString>) -> Result<LowArgs, UsageError> {
+    use lexopt::prelude::*;
+    let mut p = lexopt::Parser::from_args(args);
+    let mut low = LowArgs::default();
+    let text = |p: &mut lexopt::Parser, flag: &str| -> Result<String, UsageError> {
+        let v = p.value()?;
+        v.into_string()
+            .map_err(|v| UsageError(format!("{flag}: value {v:?} is not valid UTF-8")))
+    };
+    while let Some(arg) = p.next()? {
+        let mut kafka = |key: &str, p: &mut lexopt::Parser, flag: &str| -> Result<(), UsageError> {
+            let v = text(p, flag)?;
+            low.kafka.push((key.to_string(), v));
+            Ok(())
+        };
+        match arg {
+            Short('h') | Long("help") => low.help = true,
+            Short('V') | Long("version") => low.version = true,
+            Short('v') | Long("verbose") => low.verbose = low.verbose.saturating_add(1),
+            Short('Q') | Long("queue") => low.queue = Some(text(&mut p, "-Q/--queue")?),
+            Short('W') | Long("workers") => low.workers = Some(text(&mut p, "-W/--workers")?),
+            Long("connect-timeout") => {
+                low.connect_timeout = Some(text(&mut p, "--connect-timeout")?)
+            }
+            Long("timeout") => low.timeout = Some(text(&mut p, "--timeout")?),
+            Long("follow-redirects") => low.follow_redirects = true,
+            Long("splay") => low.splay = Some(text(&mut p, "--splay")?),
+            Long("cacert") => low.cacert = Some(p.value()?.into()),
+            Short('B') | Long("bootstrap-servers") => {
+                kafka("bootstrap.servers", &mut p, "-B/--bootstrap-servers")?
+            }
+            Short('T') | Long("topic") => low.topic = Some(text(&mut p, "-T/--topic")?),
+            Short('S') | Long("schema-registry") => {
+                low.schema_registry = Some(text(&mut p, "-S/--schema-registry")?)
+            }
+            Long("ca-cert") => kafka("ssl.ca.location", &mut p, "--ca-cert")?,
+            Long("auth-cert") => kafka("ssl.certificate.location", &mut p, "--auth-cert")?,
+            Long("auth-key") => kafka("ssl.key.location", &mut p, "--auth-key")?,
+            Long("security-protocol") => kafka("security.protocol", &mut p, "--security-protocol")?,
+            Long("sasl-mechanism") => kafka("sasl.mechanism", &mut p, "--sasl-mechanism")?,
+            Long("sasl-username") => kafka("sasl.username", &mut p, "--sasl-username")?,
+            Long("sasl-password-file") => low.sasl_password_file = Some(p.value()?.into()),
+            Long("acks") => kafka("acks", &mut p, "--acks")?,
+            Long("compression") => kafka("compression.type", &mut p, "--compression")?,
+            Long("linger-ms") => kafka("linger.ms", &mut p, "--linger-ms")?,
+            Long("buffer") => kafka("queue.buffering.max.messages", &mut p, "--buffer")?,
+            Long("flush-timeout") => low.flush_timeout = Some(text(&mut p, "--flush-timeout")?),
+            Long("create-topic") => low.create_topic = true,
+            Short('X') | Long("producer-property") => {
+                let kv = text(&mut p, "-X")?;
+                let Some((k, v)) = kv.split_once('=') else {
+                    return Err(UsageError(format!("-X: expected KEY=VALUE, got `{kv}`")));
+                };
+                if k.trim().is_empty() {
+                    return Err(UsageError(format!("-X: empty key in `{kv}`")));
+                }
+                low.kafka.push((k.trim().to_string(), v.to_string()));
+            }
+            Value(v) if low.file.is_none() => low.file = Some(v.into()),
+            Value(v) => {
+                return Err(UsageError(format!(
+                    "unexpected extra argument {v:?} (only one targets FILE is taken)"
+                )));
+            }
+            _ => return Err(arg.unexpected().into()),
+        }
+    }
+    Ok(low)
+}
+
+/// What `main` should do.
+#[derive(Debug)]
+pub enum Command {
+    Help,
+    Version,
+    Run(Box<Config>),
+}
+
+/// Validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub verbose: u8,
+    pub queue: usize,
+    pub workers: usize,
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+    pub follow_redirects: bool,
+    pub splay: Duration,
+    pub cacert: Option<PathBuf>,
+    pub file: PathBuf,
+    /// Present when `-B` (or `-X bootstrap.servers=`) asks for the Kafka sink.
+    pub kafka: Option<KafkaArgs>,
+}
+
+/// Kafka sink settings, still in librdkafka's names for the producer to apply.
+#[derive(Clone)]
+pub struct KafkaArgs {
+    pub topic: String,
+    pub schema_registry: Option<String>,
+    pub flush_timeout: Duration,
+    pub create_topic: bool,
+    pub properties: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for KafkaArgs {
+    /// Secrets never reach logs: passwords are redacted.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let props: Vec<(&str, &str)> = self
+            .properties
+            .iter()
+            .map(|(k, v)| {
+                let secret = k.contains("password") || k.contains("secret");
+                (k.as_str(), if secret { "<redacted>" } else { v.as_str() })
+            })
+            .collect();
+        f.debug_struct("KafkaArgs")
+            .field("topic", &self.topic)
+            .field(
+                "schema_registry",
+                &self.schema_registry.as_deref().map(redact_url),
+            )
+            .field("flush_timeout", &self.flush_timeout)
+            .field("create_topic", &self.create_topic)
+            .field("properties", &props)
+            .finish()
+    }
+}
+
+/// A URL with any `user:password@` replaced, for messages.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}<redacted>@{}", &url[..s + 3], &url[at + 1..]),
+        _ => url.to_string(),
+    }
+}
+
+/// Validates raw flags. `password_env` is `$LATENCY_LOGGER_SASL_PASSWORD`
+/// (passed in so tests need not touch the environment).
+pub fn to_config(low: LowArgs, password_env: Option<String>) -> Result<Command, UsageError> {
+    if low.help {
+        return Ok(Command::Help);
+    }
+    if low.version {
+        return Ok(Command::Version);
+    }
+    let queue = count(low.queue.as_deref(), "-Q/--queue", 100)?;
+    let workers = count(low.workers.as_deref(), "-W/--workers", 3)?;
+    if workers > 4096 {
+        return Err(UsageError(format!(
+            "-W/--workers: {workers} is more than 4096 threads"
+        )));
+    }
+    let connect_timeout = seconds(
+        low.connect_timeout.as_deref(),
+        "--connect-timeout",
+        30.0,
+        false,
+    )?;
+    let timeout = seconds(low.timeout.as_deref(), "--timeout", 300.0, false)?;
+    let splay = seconds(low.splay.as_deref(), "--splay", 0.0, true)?;
+    let file = low
+        .file
+        .ok_or_else(|| UsageError("missing the targets FILE argument".to_string()))?;
+    let wants_kafka = low.kafka.iter().any(|(k, _)| k == "bootstrap.servers");
+    let kafka_only = low.topic.is_some()
+        || low.schema_registry.is_some()
+        || low.sasl_password_file.is_some()
+        || low.flush_timeout.is_some()
+        || low.create_topic
+        || !low.kafka.is_empty();
+    let kafka = if wants_kafka {
+        let mut properties = low.kafka;
+        if let Some(path) = &low.sasl_password_file {
+            let text = std::fs::read_to_string(path).map_err(|e| {
+                UsageError(format!(
+                    "--sasl-password-file: cannot read {}: {e}",
+                    path.display()
+                ))
+            })?;
+            properties.push((
+                "sasl.password".to_string(),
+                text.trim_end_matches(['\r', '\n']).to_string(),
+            ));
+        } else if let Some(pw) = password_env {
+            properties.push(("sasl.password".to_string(), pw));
+        }
+        if let Some(url) = &low.schema_registry {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(UsageError(format!(
+                    "-S/--schema-registry: `{}` is not an http(s) URL",
+                    redact_url(url)
+                )));
+            }
+        }
+        let topic = low.topic.unwrap_or_else(|| "monitoring".to_string());
+        if topic.is_empty()
+            || topic.len() > 249
+            || !topic
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        {
+            return Err(UsageError(format!(
+                "-T/--topic: `{topic}` is not a valid Kafka topic name (1-249 of a-z A-Z 0-9 . _ -)"
+            )));
+        }
+        Some(KafkaArgs {
+            topic,
+            schema_registry: low.schema_registry,
+            flush_timeout: seconds(low.flush_timeout.as_deref(), "--flush-timeout", 10.0, true)?,
+            create_topic: low.create_topic,
+            properties,
+        })
+    } else if kafka_only {
+        return Err(UsageError(
+            "Kafka options given without -B/--bootstrap-servers (which enables the Kafka sink)"
+                .to_string(),
+        ));
+    } else {
+        None
+    };
+    Ok(Command::Run(Box::new(Config {
+        verbose: low.verbose,
+        queue,
+        workers,
+        connect_timeout,
+        timeout,
+        follow_redirects: low.follow_redirects,
+        splay,
+        cacert: low.cacert,
+        file,
+        kafka,
+    })))
+}
+
+/// A positive whole number.
+fn count(v: Option<&str>, flag: &str, default: usize) -> Result<usize, UsageError> {
+    let Some(v) = v else { return Ok(default) };
+    match v.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(UsageError(format!(
+            "{flag}: `{v}` is not a positive whole number"
+        ))),
+    }
+}
+
+/// Seconds, fractions allowed; zero only where `zero_ok`.
+fn seconds(
+    v: Option<&str>,
+    flag: &str,
+    default: f64,
+    zero_ok: bool,
+) -> Result<Duration, UsageError> {
+    let secs = match v {
+        None => default,
+        Some(v) => v
+            .trim()
+            .parse::<f64>()
+            .map_err(|_| UsageError(format!("{flag}: `{v}` is not a number of seconds")))?,
+    };
+    let ok = secs.is_finite() && (secs > 0.0 || (zero_ok && secs == 0.0)) && secs <= 31_622_400.0;
+    if !ok {
+        let want = if zero_ok {
+            "zero or more"
+        } else {
+            "more than zero"
+        };
+        return Err(UsageError(format!(
+            "{flag}: `{}` must be {want} seconds (at most a year)",
+            v.unwrap_or_default()
+        )));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// The `-h` text: usage, then every flag with its help.
+pub fn help() -> String {
+    let mut out = format!(
+        "latency-logger {}\nProbes HTTP(S) URLs on their own schedules, times each request the way curl\n\
+         does, and writes one report per probe: JSON lines to stdout, or Avro to Kafka.\n\n{USAGE}\n\n\
+         FILE holds one target per line: `interval_seconds, URL` (# comments, blank lines ok).\n\nOptions:\n",
+        env!("CARGO_PKG_VERSION")
+    );
+    for (short, long, value, text) in FLAGS {
+        let mut left = match short {
+            Some(c) => format!("  -{c}, --{long}"),
+            None => format!("      --{long}"),
+        };
+        if let Some(v) = value {
+            left.push(' ');
+            left.push_str(v);
+        }
+        out.push_str(&format!("{left:<40} {text}\n"));
+    }
+    out.push_str(&format!(
+        "\nEnvironment:\n  {PASSWORD_ENV:<38} SASL password.\n\nExit status: 0 ok (also after SIGINT/SIGTERM), 1 runtime failure, 2 bad flags or targets file, 130 second signal.\n"
+    ));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(args: &[&str]) -> Result<Command, UsageError> {
+        let low = parse_low(args.iter().map(OsString::from))?;
+        to_config(low, None)
+    }
+
+    fn config(args: &[&str]) -> Config {
+        match run(args) {
+            Ok(Command::Run(c)) => *c,
+            other => panic!("not a run: {other:?}"),
+        }
+    }
+
+    fn err(args: &[&str]) -> String {
+        run(args).expect_err("should fail").0
+    }
+
+    #[test]
+    fn defaults() {
+        let c = config(&["t.csv"]);
+        assert_eq!(c.queue, 100);
+        assert_eq!(c.workers, 3);
+        assert_eq!(c.connect_timeout, Duration::from_secs(30));
+        assert_eq!(c.timeout, Duration::from_secs(300));
+        assert!(!c.follow_redirects);
+        assert!(c.kafka.is_none());
+    }
+
+    #[test]
+    fn all_core_flags() {
+        let c = config(&[
+            "-vv",
+            "-Q",
+            "5",
+            "--workers=8",
+            "--connect-timeout",
+            "1.5",
+            "--timeout",
+            "2",
+            "--follow-redirects",
+            "--splay",
+            "3",
+            "--cacert",
+            "ca.pem",
+            "t.csv",
+        ]);
+        assert_eq!((c.verbose, c.queue, c.workers), (2, 5, 8));
+        assert_eq!(c.connect_timeout, Duration::from_millis(1500));
+        assert!(c.follow_redirects);
+        assert_eq!(c.splay, Duration::from_secs(3));
+        assert_eq!(c.cacert, Some(PathBuf::from("ca.pem")));
+    }
+
+    #[test]
+    fn bad_values_name_the_flag() {
+        assert_eq!(
+            err(&["-Q", "0", "t.csv"]),
+            "-Q/--queue: `0` is not a positive whole number"
+        );
+        assert_eq!(
+            err(&["-W", "x", "t.csv"]),
+            "-W/--workers: `x` is not a positive whole number"
+        );
+        assert!(err(&["--timeout", "-1", "t.csv"]).starts_with("--timeout: `-1` must be"));
+        assert!(err(&["--bogus", "t.csv"]).contains("--bogus"));
+        assert_eq!(err(&[]), "missing the targets FILE argument");
+        assert!(err(&["a.csv", "b.csv"]).contains("unexpected extra argument"));
+        assert!(err(&["-Q"]).contains("-Q"));
+    }
+
+    #[test]
+    fn kafka_flags_become_librdkafka_properties_in_order() {
+        let c = config(&[
+            "-B",
+            "k1:9092,k2:9092",
+            "-T",
+            "probes",
+            "--acks",
+            "1",
+            "-X",
+            "linger.ms=20",
+            "--linger-ms",
+            "30",
+            "--security-protocol",
+            "sasl_ssl",
+            "t.csv",
+        ]);
+        let k = c.kafka.expect("kafka");
+        assert_eq!(k.topic, "probes");
+        assert_eq!(
+            k.properties,
+            vec![
+                (
+                    "bootstrap.servers".to_string(),
+                    "k1:9092,k2:9092".to_string()
+                ),
+                ("acks".to_string(), "1".to_string()),
+                ("linger.ms".to_string(), "20".to_string()),
+                ("linger.ms".to_string(), "30".to_string()),
+                ("security.protocol".to_string(), "sasl_ssl".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn bootstrap_by_x_enables_kafka() {
+        assert!(
+            config(&["-X", "bootstrap.servers=k:9092", "t.csv"])
+                .kafka
+                .is_some()
+        );
+    }
+
+    #[test]
+    fn kafka_options_without_brokers_are_an_error() {
+        assert!(err(&["-T", "x", "t.csv"]).contains("without -B"));
+        assert!(err(&["-X", "novalue", "t.csv"]).contains("KEY=VALUE"));
+    }
+
+    #[test]
+    fn password_from_env_is_redacted_in_debug() {
+        let low = parse_low(["-B", "k:1", "--sasl-username", "u", "t.csv"].map(OsString::from))
+            .expect("low");
+        let Command::Run(c) = to_config(low, Some("hunter2".into())).expect("ok") else {
+            panic!()
+        };
+        let k = c.kafka.expect("kafka");
+        assert!(
+            k.properties
+                .contains(&("sasl.password".into(), "hunter2".into()))
+        );
+        assert!(!format!("{k:?}").contains("hunter2"));
+        assert_eq!(
+            redact_url("https://u:p@reg:8081/"),
+            "https://<redacted>@reg:8081/"
+        );
+    }
+
+    #[test]
+    fn bad_topic_and_registry() {
+        assert!(err(&["-B", "k:1", "-T", "a b", "t.csv"]).contains("-T/--topic"));
+        assert!(err(&["-B", "k:1", "-S", "reg:8081", "t.csv"]).contains("-S/--schema-registry"));
+    }
+
+    #[test]
+    fn help_lists_every_flag() {
+        let h = help();
+        for (_, long, _, _) in FLAGS {
+            assert!(h.contains(&format!("--{long}")), "{long}");
+        }
+        assert!(matches!(run(&["-h"]), Ok(Command::Help)));
+        assert!(matches!(run(&["-V"]), Ok(Command::Version)));
+    }
+}

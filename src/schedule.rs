@@ -1,0 +1,231 @@
+//! The scheduler: a binary heap of targets ordered by their next deadline on
+//! the monotonic clock (pure logic, "now" passed in), and the thread loop that
+//! sleeps until the earliest deadline and hands due jobs to the workers.
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::time::{Duration, Instant};
+
+/// A probe that fell due: which target, and the slot it was scheduled for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Due {
+    /// Index into the targets the scheduler was built from.
+    pub target: usize,
+    /// The scheduled slot this probe stands for.
+    pub deadline: Instant,
+    /// Earlier slots of this target that were skipped because the scheduler
+    /// woke too late for them (machine suspended, clock stall).
+    pub missed: u64,
+}
+
+/// Targets ordered by next deadline. Ties fire in target order.
+#[derive(Debug)]
+pub struct Schedule {
+    heap: BinaryHeap<Reverse<(Instant, usize)>>,
+    intervals: Vec<Duration>,
+}
+
+impl Schedule {
+    /// Every target's first probe is due one interval after `start`, pushed
+    /// later by an even share of `splay` so that many targets with the same
+    /// interval do not all fire in the same instant.
+    pub fn new(intervals: Vec<Duration>, start: Instant, splay: Duration) -> Schedule {
+        let n = intervals.len().max(1) as u128;
+        let heap = intervals
+            .iter()
+            .enumerate()
+            .map(|(i, &interval)| {
+                let offset = splay.as_nanos() * i as u128 / n;
+                let offset = Duration::from_nanos(u64::try_from(offset).unwrap_or(u64::MAX));
+                Reverse((start + interval + offset, i))
+            })
+            .collect();
+        Schedule { heap, intervals }
+    }
+
+    /// Number of targets scheduled.
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    /// True when there is nothing to schedule.
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+
+    /// The earliest deadline, if any target is scheduled.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.heap.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// Takes the earliest job due at or before `now`, rescheduling its target
+    /// at a fixed rate (previous deadline + interval, so slow probes never make
+    /// a schedule drift). If `now` is already past the next slot too, the
+    /// missed slots are skipped and counted instead of fired in a burst: the
+    /// job stands for the latest slot not after `now`.
+    pub fn pop_due(&mut self, now: Instant) -> Option<Due> {
+        let Reverse((deadline, target)) = *self.heap.peek()?;
+        if deadline > now {
+            return None;
+        }
+        let interval = self.intervals[target];
+        let behind = now.duration_since(deadline).as_nanos();
+        let missed = behind / interval.as_nanos().max(1);
+        let missed64 = u64::try_from(missed).unwrap_or(u64::MAX);
+        let slot = deadline + mul(interval, missed);
+        let next = slot + interval;
+        self.heap.pop();
+        self.heap.push(Reverse((next, target)));
+        Some(Due {
+            target,
+            deadline: slot,
+            missed: missed64,
+        })
+    }
+}
+
+/// `d * k` without overflow panics (saturates; the interval bounds keep it far away).
+fn mul(d: Duration, k: u128) -> Duration {
+    let nanos = d.as_nanos().saturating_mul(k);
+    Duration::new(
+        u64::try_from(nanos / 1_000_000_000).unwrap_or(u64::MAX / 2),
+        (nanos % 1_000_000_000) as u32,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
+    /// Runs the schedule from `start` to `start + horizon`, waking exactly at
+    /// each deadline as the thread does, and returns (seconds, target) fired.
+    fn simulate(s: &mut Schedule, start: Instant, horizon: Duration) -> Vec<(f64, usize)> {
+        let end = start + horizon;
+        let mut fired = Vec::new();
+        while let Some(at) = s.next_deadline() {
+            if at > end {
+                break;
+            }
+            while let Some(due) = s.pop_due(at) {
+                assert_eq!(due.missed, 0);
+                fired.push(((due.deadline - start).as_secs_f64(), due.target));
+            }
+        }
+        fired
+    }
+
+    #[test]
+    fn canned_programme() {
+        // The original tool's test: intervals 4, 2 and 5 seconds over 20 s.
+        let start = Instant::now();
+        let mut s = Schedule::new(vec![secs(4.0), secs(2.0), secs(5.0)], start, Duration::ZERO);
+        let fired = simulate(&mut s, start, secs(20.0));
+        let expected = vec![
+            (2.0, 1),
+            (4.0, 0),
+            (4.0, 1),
+            (5.0, 2),
+            (6.0, 1),
+            (8.0, 0),
+            (8.0, 1),
+            (10.0, 1),
+            (10.0, 2),
+            (12.0, 0),
+            (12.0, 1),
+            (14.0, 1),
+            (15.0, 2),
+            (16.0, 0),
+            (16.0, 1),
+            (18.0, 1),
+            (20.0, 0),
+            (20.0, 1),
+            (20.0, 2),
+        ];
+        assert_eq!(fired, expected);
+    }
+
+    /// Small deterministic generator so the property test needs no extra crate.
+    struct XorShift(u64);
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    #[test]
+    fn every_target_fires_floor_d_over_interval_times_in_order() {
+        let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
+        for _case in 0..200 {
+            let n = 1 + (rng.next() % 20) as usize;
+            // Intervals in whole milliseconds from 1 ms to 5 s, so floor() is exact.
+            let intervals: Vec<Duration> = (0..n)
+                .map(|_| Duration::from_millis(1 + rng.next() % 5_000))
+                .collect();
+            let horizon = Duration::from_millis(rng.next() % 60_000);
+            let start = Instant::now();
+            let mut s = Schedule::new(intervals.clone(), start, Duration::ZERO);
+            let fired = simulate(&mut s, start, horizon);
+            for w in fired.windows(2) {
+                assert!(w[0].0 <= w[1].0, "deadlines out of order: {w:?}");
+            }
+            for (i, iv) in intervals.iter().enumerate() {
+                let count = fired.iter().filter(|f| f.1 == i).count() as u128;
+                assert_eq!(count, horizon.as_nanos() / iv.as_nanos(), "target {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn fixed_rate_does_not_drift_when_woken_late() {
+        let start = Instant::now();
+        let mut s = Schedule::new(vec![secs(1.0)], start, Duration::ZERO);
+        // Woken 300 ms late: the job keeps its slot, the next slot stays on the grid.
+        let due = s.pop_due(start + secs(1.3)).expect("due");
+        assert_eq!(due.deadline, start + secs(1.0));
+        assert_eq!(due.missed, 0);
+        assert_eq!(s.next_deadline(), Some(start + secs(2.0)));
+    }
+
+    #[test]
+    fn stall_skips_missed_slots_instead_of_bursting() {
+        let start = Instant::now();
+        let mut s = Schedule::new(vec![secs(1.0)], start, Duration::ZERO);
+        // Suspended until 5.5 s: slots 1..4 are missed, slot 5 fires once.
+        let now = start + secs(5.5);
+        let due = s.pop_due(now).expect("due");
+        assert_eq!(due.missed, 4);
+        assert_eq!(due.deadline, start + secs(5.0));
+        assert_eq!(s.pop_due(now), None);
+        assert_eq!(s.next_deadline(), Some(start + secs(6.0)));
+    }
+
+    #[test]
+    fn nothing_due_before_first_interval() {
+        let start = Instant::now();
+        let mut s = Schedule::new(vec![secs(2.0)], start, Duration::ZERO);
+        assert_eq!(s.pop_due(start + secs(1.999)), None);
+        assert!(s.pop_due(start + secs(2.0)).is_some());
+    }
+
+    #[test]
+    fn splay_spreads_first_probes() {
+        let start = Instant::now();
+        let mut s = Schedule::new(vec![secs(10.0); 4], start, secs(2.0));
+        let mut firsts = Vec::new();
+        for _ in 0..4 {
+            let at = s.next_deadline().expect("deadline");
+            let due = s.pop_due(at).expect("due");
+            firsts.push(((due.deadline - start).as_secs_f64(), due.target));
+        }
+        assert_eq!(firsts, vec![(10.0, 0), (10.5, 1), (11.0, 2), (11.5, 3)]);
+        // Afterwards each keeps its own grid.
+        assert_eq!(s.next_deadline(), Some(start + secs(20.0)));
+    }
+}
