@@ -407,13 +407,13 @@ pub fn to_config(low: LowArgs, password_env: Option<String>) -> Result<Command, 
         } else if let Some(pw) = password_env {
             properties.push(("sasl.password".to_string(), pw));
         }
-        if let Some(url) = &low.schema_registry {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return Err(UsageError(format!(
-                    "-S/--schema-registry: `{}` is not an http(s) URL",
-                    redact_url(url)
-                )));
-            }
+        if let Some(url) = &low.schema_registry
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(UsageError(format!(
+                "-S/--schema-registry: `{}` is not an http(s) URL",
+                redact_url(url)
+            )));
         }
         let topic = low.topic.unwrap_or_else(|| "monitoring".to_string());
         if topic.is_empty()

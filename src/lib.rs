@@ -1,5 +1,9 @@
 //! latency-logger library: the modules behind the binary, public so tests reach them.
 pub mod cli;
+pub mod pipeline;
+pub mod probe;
 pub mod report;
 pub mod schedule;
+pub mod shutdown;
+pub mod sink;
 pub mod targets;

@@ -85,12 +85,12 @@ impl Report {
         // Writing into a Vec cannot fail; serde_json only escapes the strings.
         let s = |v: &str| serde_json::to_string(v).unwrap_or_else(|_| "\"\"".to_string());
         let opt = |v: Option<&str>| v.map_or_else(|| "null".to_string(), s);
-        let _ = write!(
+        let _ = writeln!(
             out,
             "{{\"url\":{},\"code\":{},\"timestamp\":{},\"namelookup\":{},\"connect\":{},\
              \"appconnect\":{},\"pretransfer\":{},\"starttransfer\":{},\"total\":{},\
              \"size_download\":{},\"remote_ip\":{},\"http_version\":{},\"error_kind\":{},\
-             \"error\":{},\"scheduled\":{},\"lateness\":{}}}\n",
+             \"error\":{},\"scheduled\":{},\"lateness\":{}}}",
             s(&self.url),
             self.code,
             num(self.timestamp),

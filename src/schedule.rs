@@ -229,3 +229,73 @@ mod tests {
         assert_eq!(s.next_deadline(), Some(start + secs(20.0)));
     }
 }
+
+/// A job handed to the workers: which target, and the slot it stands for.
+#[derive(Debug, Clone, Copy)]
+pub struct Job {
+    pub target: usize,
+    pub deadline: Instant,
+}
+
+/// Counts kept by the scheduler thread, returned when it ends.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub dispatched: u64,
+    /// Due while the queue was full: reported as `skipped`.
+    pub skipped: u64,
+    /// Slots passed over after a stall.
+    pub missed: u64,
+}
+
+/// What the scheduler thread does with a job it cannot queue.
+pub trait Overflow {
+    /// `job` was due but the queue was full.
+    fn queue_full(&self, job: Job);
+}
+
+/// The scheduler thread's loop: sleeps until the earliest deadline, or until
+/// `stop` delivers or disconnects (no polling), then queues every due job
+/// without ever blocking. Returns when stopped or when the workers are gone.
+pub fn run_loop(
+    mut schedule: Schedule,
+    jobs: &crossbeam_channel::Sender<Job>,
+    stop: &crossbeam_channel::Receiver<()>,
+    overflow: &dyn Overflow,
+    describe: &dyn Fn(usize) -> String,
+) -> Counts {
+    use crossbeam_channel::{RecvTimeoutError, TrySendError};
+    let mut counts = Counts::default();
+    loop {
+        let woke = match schedule.next_deadline() {
+            Some(at) => stop.recv_deadline(at),
+            None => stop.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        match woke {
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => return counts,
+        }
+        let now = Instant::now();
+        while let Some(due) = schedule.pop_due(now) {
+            if due.missed > 0 {
+                counts.missed += due.missed;
+                log::warn!(
+                    "{}: scheduler woke late (stall?); skipped {} missed slot(s)",
+                    describe(due.target),
+                    due.missed
+                );
+            }
+            let job = Job {
+                target: due.target,
+                deadline: due.deadline,
+            };
+            match jobs.try_send(job) {
+                Ok(()) => counts.dispatched += 1,
+                Err(TrySendError::Full(job)) => {
+                    counts.skipped += 1;
+                    overflow.queue_full(job);
+                }
+                Err(TrySendError::Disconnected(_)) => return counts,
+            }
+        }
+    }
+}
