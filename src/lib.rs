@@ -2,6 +2,7 @@
 pub mod cli;
 pub mod pipeline;
 pub mod probe;
+pub mod registry;
 pub mod report;
 pub mod schedule;
 pub mod shutdown;

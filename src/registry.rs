@@ -1,0 +1,226 @@
+//! Confluent Schema Registry client: registers the Report schema under
+//! `<topic>-value` once at start and returns its id for the wire format.
+//! Retries while the registry is unreachable or failing (5xx); a 4xx answer
+//! (bad credentials, incompatible schema) is final.
+
+use std::time::Duration;
+
+/// A registry's base URL, with any `user:password@` taken out as basic auth.
+#[derive(Clone)]
+pub struct Registry {
+    base: String,
+    auth: Option<String>,
+    /// The URL without credentials, for messages.
+    shown: String,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.shown)
+    }
+}
+
+/// Why registration stopped.
+#[derive(Debug, PartialEq)]
+pub enum RegistryError {
+    /// The registry answered and refused: retrying will not help.
+    Refused(String),
+    /// Gave up (stop requested) while the registry was unreachable.
+    Interrupted,
+}
+
+impl Registry {
+    /// Parses `http(s)://[user:password@]host[:port][/path]`.
+    pub fn parse(url: &str) -> Result<Registry, String> {
+        let (scheme, rest) = url
+            .split_once("://")
+            .filter(|(s, _)| *s == "http" || *s == "https")
+            .ok_or_else(|| "schema registry URL must start with http:// or https://".to_string())?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        let (auth, host) = match authority.rsplit_once('@') {
+            Some((userinfo, host)) => (Some(basic_auth(&percent_decode(userinfo))), host),
+            None => (None, authority),
+        };
+        if host.is_empty() {
+            return Err("schema registry URL has no host".to_string());
+        }
+        let base = format!("{scheme}://{host}{}", path.trim_end_matches('/'));
+        Ok(Registry {
+            shown: base.clone(),
+            base,
+            auth,
+        })
+    }
+
+    /// Registers `schema` (Avro schema JSON) under `subject`, retrying with
+    /// backoff while `keep_trying(wait)` returns true (it does the waiting, so
+    /// the caller can cut the wait short on shutdown).
+    pub fn register(
+        &self,
+        subject: &str,
+        schema: &str,
+        mut keep_trying: impl FnMut(Duration) -> bool,
+    ) -> Result<u32, RegistryError> {
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(10)))
+            .build()
+            .new_agent();
+        let url = format!(
+            "{}/subjects/{}/versions",
+            self.base,
+            percent_encode(subject)
+        );
+        let body = serde_json::json!({ "schema": schema, "schemaType": "AVRO" }).to_string();
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            let mut req = agent
+                .post(&url)
+                .header("Content-Type", "application/vnd.schemaregistry.v1+json")
+                .header("Accept", "application/vnd.schemaregistry.v1+json");
+            if let Some(auth) = &self.auth {
+                req = req.header("Authorization", auth);
+            }
+            let problem = match req.send(body.as_bytes()) {
+                Ok(mut resp) => {
+                    let status = resp.status().as_u16();
+                    let text = resp
+                        .body_mut()
+                        .with_config()
+                        .limit(1 << 20)
+                        .read_to_string()
+                        .unwrap_or_default();
+                    if status == 200 {
+                        return parse_id(&text).map_err(|e| {
+                            RegistryError::Refused(format!("schema registry {}: {e}", self.shown))
+                        });
+                    }
+                    let msg = format!(
+                        "schema registry {} answered {status} registering subject {subject}: {}",
+                        self.shown,
+                        text.trim()
+                    );
+                    if (400..500).contains(&status) && status != 408 && status != 429 {
+                        return Err(RegistryError::Refused(msg));
+                    }
+                    msg
+                }
+                Err(e) => format!("schema registry {} unreachable: {e}", self.shown),
+            };
+            log::warn!("{problem}; retrying in {:.1} s", backoff.as_secs_f64());
+            if !keep_trying(backoff) {
+                return Err(RegistryError::Interrupted);
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(30));
+        }
+    }
+}
+
+/// `{"id": N}` → N.
+fn parse_id(text: &str) -> Result<u32, String> {
+    let v: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("reply is not JSON ({e}): {text}"))?;
+    v.get("id")
+        .and_then(serde_json::Value::as_u64)
+        .and_then(|id| u32::try_from(id).ok())
+        .ok_or_else(|| format!("reply has no schema id: {text}"))
+}
+
+fn basic_auth(userinfo: &str) -> String {
+    format!("Basic {}", base64(userinfo.as_bytes()))
+}
+
+/// Standard base64 with padding (RFC 4648), for the Authorization header.
+pub fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(v) = u8::from_str_radix(s.get(i + 1..i + 3).unwrap_or(""), 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_rfc4648_vectors() {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(i.as_bytes()), o);
+        }
+    }
+
+    #[test]
+    fn credentials_are_split_out_and_hidden() {
+        let r = Registry::parse("https://us%40er:p%3Ass@reg.test:8081/api/").expect("parse");
+        assert_eq!(r.base, "https://reg.test:8081/api");
+        assert_eq!(
+            r.auth.as_deref(),
+            Some(format!("Basic {}", base64(b"us@er:p:ss")).as_str())
+        );
+        assert!(!format!("{r:?}").contains("p%3Ass"));
+        assert!(Registry::parse("reg.test:8081").is_err());
+    }
+
+    #[test]
+    fn id_reply() {
+        assert_eq!(parse_id("{\"id\": 7}"), Ok(7));
+        assert!(parse_id("{\"error_code\": 1}").is_err());
+        assert!(parse_id("<html>").is_err());
+    }
+}
