@@ -19,7 +19,7 @@
 use std::cell::RefCell;
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -41,6 +41,10 @@ use crate::report::{ErrorKind, Report};
 
 /// Redirect limit when following: libcurl's default CURLOPT_MAXREDIRS (30).
 const MAX_REDIRECTS: u32 = 30;
+
+/// Longest timeout passed on: ureq (and our deadlines) add timeouts to
+/// `Instant`s, which panics on overflow for absurd values such as `Duration::MAX`.
+const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// Read buffer for draining bodies: bytes are counted, never kept.
 const DRAIN_BUF: usize = 16 * 1024;
@@ -85,6 +89,8 @@ impl fmt::Debug for Prober {
 impl Prober {
     /// Builds the agent. Fails only on a bad CA file (message names the file).
     pub fn new(cfg: &ProbeConfig) -> Result<Prober, String> {
+        let connect_timeout = cfg.connect_timeout.min(MAX_TIMEOUT);
+        let timeout = cfg.timeout.min(MAX_TIMEOUT);
         let roots = match &cfg.ca_file {
             Some(path) => load_ca_file(path)?,
             None => RootCertStore {
@@ -116,11 +122,11 @@ impl Prober {
             .user_agent(concat!("latency-logger/", env!("CARGO_PKG_VERSION")))
             // Our connector chain has no proxy support; never pick one up from the env.
             .proxy(None)
-            .timeout_global(Some(cfg.timeout))
+            .timeout_global(Some(timeout))
             // ureq starts the connect budget after DNS; the TCP/TLS shims below
             // cut it so DNS + TCP + TLS together fit connect_timeout (as curl).
-            .timeout_resolve(Some(cfg.connect_timeout))
-            .timeout_connect(Some(cfg.connect_timeout))
+            .timeout_resolve(Some(connect_timeout))
+            .timeout_connect(Some(connect_timeout))
             .build();
 
         let connector = TimedTcp {
@@ -135,7 +141,7 @@ impl Prober {
         };
         Ok(Prober {
             agent: Agent::with_parts(config, connector, resolver),
-            connect_timeout: cfg.connect_timeout,
+            connect_timeout,
         })
     }
 
@@ -461,7 +467,29 @@ impl Resolver for TimedResolver {
             c.begin_hop(now);
             c.host = host;
         });
-        let addrs = self.inner.resolve(uri, config, timeout)?;
+        // An IP literal needs no lookup; skipping DefaultResolver also skips
+        // the thread it spawns per lookup when a resolve timeout is set.
+        let literal = uri.host().and_then(|h| {
+            let ip: IpAddr = h
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse()
+                .ok()?;
+            let port = uri.port_u16().or(match uri.scheme_str() {
+                Some("http") => Some(80),
+                Some("https") => Some(443),
+                _ => None,
+            })?;
+            Some(SocketAddr::new(ip, port))
+        });
+        let addrs = match literal {
+            Some(addr) => {
+                let mut addrs = self.inner.empty();
+                addrs.push(addr);
+                addrs
+            }
+            None => self.inner.resolve(uri, config, timeout)?,
+        };
         mark(NAMELOOKUP);
         set_phase(Phase::Connect);
         Ok(addrs)
@@ -752,22 +780,14 @@ fn describe(
             format!("invalid URL {url:?}: {}", inner_message(e)),
         ),
         (Phase::Exchange | Phase::Body, Error::Io(e)) => {
-            let during = if phase == Phase::Body {
-                "reading the response body"
-            } else {
-                "during the exchange"
+            let eof = e.kind() == io::ErrorKind::UnexpectedEof;
+            let message = match (phase, eof) {
+                (Phase::Exchange, true) => "server closed the connection without a response".into(),
+                (_, true) => "server closed the connection before the body was complete".into(),
+                (Phase::Exchange, false) => format!("{} during the exchange", io_message(e)),
+                (_, false) => format!("{} reading the response body", io_message(e)),
             };
-            let what = if e.kind() == io::ErrorKind::UnexpectedEof && phase == Phase::Exchange {
-                "server closed the connection without a response".to_string()
-            } else {
-                io_message(e)
-            };
-            let during = if what.starts_with("server closed") {
-                String::new()
-            } else {
-                format!(" {during}")
-            };
-            (ErrorKind::Io, format!("{what}{during} ({addr})"))
+            (ErrorKind::Io, format!("{message} ({addr})"))
         }
         (Phase::Exchange | Phase::Body, e) => (
             ErrorKind::Http,

@@ -298,6 +298,63 @@ fn https_to_a_plain_http_server_is_tls_error() {
     server.join().unwrap();
 }
 
+/// One-connection raw server: reads the request head, writes `reply`, closes.
+fn raw_server(reply: &'static [u8]) -> (String, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && s.read(&mut b).unwrap_or(0) == 1 {
+            head.push(b[0]);
+        }
+        let _ = s.write_all(reply);
+    });
+    (url, handle)
+}
+
+#[test]
+fn body_cut_short_is_io_error_with_code_and_partial_size() {
+    let (url, server) = raw_server(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789");
+    let r = prober(short()).probe(&url);
+    assert_eq!(r.error_kind, Some(ErrorKind::Io), "{r:?}");
+    assert_eq!(r.code, 200);
+    assert_eq!(r.size_download, 10);
+    assert!(r.starttransfer > 0.0 && r.starttransfer <= r.total, "{r:?}");
+    server.join().unwrap();
+}
+
+#[test]
+fn garbage_response_is_http_error() {
+    let (url, server) = raw_server(b"SSH-2.0-OpenSSH_9.2\r\n\r\n");
+    let r = prober(short()).probe(&url);
+    assert_eq!(r.error_kind, Some(ErrorKind::Http), "{r:?}");
+    assert_eq!(r.code, 0);
+    server.join().unwrap();
+}
+
+#[test]
+fn empty_reply_is_io_error() {
+    let (url, server) = raw_server(b"");
+    let r = prober(short()).probe(&url);
+    assert_eq!(r.error_kind, Some(ErrorKind::Io), "{r:?}");
+    server.join().unwrap();
+}
+
+#[test]
+fn huge_timeouts_do_not_panic() {
+    let server = HttpServer::start();
+    let cfg = ProbeConfig {
+        connect_timeout: Duration::MAX,
+        timeout: Duration::MAX,
+        ..ProbeConfig::default()
+    };
+    let r = prober(cfg).probe(&server.url("/fixed"));
+    assert_ok(&r);
+}
+
 #[test]
 fn bad_ca_files_are_refused_with_their_name() {
     let dir = tempfile::tempdir().unwrap();
@@ -352,40 +409,59 @@ fn shared_prober_across_threads() {
 }
 
 /// CPU per probe; run with `cargo test --release --test probe -- --ignored --nocapture`.
+/// "thread" is the probing thread alone (client work minus ureq's resolver
+/// thread); "process" adds the in-process server and the resolver threads.
 #[test]
 #[ignore]
 fn bench_cpu_per_probe() {
-    fn cpu_secs() -> f64 {
-        // utime + stime of this process, in clock ticks (100 Hz on Linux).
+    fn process_cpu() -> f64 {
+        // utime + stime of the whole process, in clock ticks (100 Hz on Linux).
         let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
         let rest = &stat[stat.rfind(')').unwrap() + 2..];
         let f: Vec<&str> = rest.split_whitespace().collect();
         (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
     }
+    fn thread_cpu() -> f64 {
+        // First field: nanoseconds this thread has run on a CPU.
+        let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+        s.split_whitespace().next().unwrap().parse::<f64>().unwrap() / 1e9
+    }
     let http = HttpServer::start();
     let https = HttpsServer::start();
     let p = prober(with_ca(&https));
-    for (name, url) in [("http", http.url("/fixed")), ("https", https.url("/fixed"))] {
+    let cases = [
+        ("http  127.0.0.1", http.url("/fixed")),
+        ("https 127.0.0.1", https.url("/fixed")),
+        (
+            "https localhost",
+            https.url_with_host("localhost", "/fixed"),
+        ),
+    ];
+    for (name, url) in cases {
         let n = 1000;
-        let (c0, t0) = (cpu_secs(), Instant::now());
+        for _ in 0..20 {
+            assert_ok(&p.probe(&url));
+        }
+        let (c0, t0, w0) = (process_cpu(), thread_cpu(), Instant::now());
         for _ in 0..n {
             assert_ok(&p.probe(&url));
         }
-        let (cpu, wall) = (cpu_secs() - c0, t0.elapsed().as_secs_f64());
+        let per = |x: f64| x / n as f64 * 1e6;
         println!(
-            "{name}: {n} probes, wall {:.0} µs/probe, CPU (client+server in-process) {:.0} µs/probe",
-            wall / n as f64 * 1e6,
-            cpu / n as f64 * 1e6
+            "{name}: {n} probes: wall {:.0} µs, thread CPU {:.0} µs, process CPU {:.0} µs per probe",
+            per(w0.elapsed().as_secs_f64()),
+            per(thread_cpu() - t0),
+            per(process_cpu() - c0),
         );
     }
-    // Cost of building a Prober (what "an Agent per probe" would add).
+    // Cost of building a Prober: what "an Agent per probe" would add.
     let n = 200;
     let t0 = Instant::now();
     for _ in 0..n {
         let _ = prober(short());
     }
     println!(
-        "Prober::new (webpki roots): {:.0} µs",
+        "Prober::new with webpki roots: {:.0} µs wall",
         t0.elapsed().as_secs_f64() / n as f64 * 1e6
     );
 }
