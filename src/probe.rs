@@ -1,46 +1,838 @@
-//! Placeholder until the timed probe lands: same API, no timings.
+//! One probe: a single timed HTTP(S) request made with ureq, turned into a [`Report`].
+//!
+//! This module owns the curl-style timings. ureq exposes none, so the agent is
+//! built from timestamping shims around ureq's hooks (resolver, TCP connector,
+//! outermost transport), and TLS is done here with rustls directly so that
+//! session resumption can be switched off: every probe pays, and measures, a
+//! full DNS + TCP + TLS setup. The hooks live in `ureq::unversioned`, which is
+//! outside semver; Cargo.toml pins ureq `~3.5` for that reason.
+//!
+//! Per-probe state lives in a thread-local installed around each call: the
+//! [`Prober`] (and its agent) is shared by worker threads, ureq runs every hook
+//! on the calling thread, and a thread-local needs no lock between workers.
+//!
+//! Redirects (only when asked): like curl, each phase time is the sum over the
+//! hops of that phase's time from the hop's start, and `total` is the whole
+//! chain; `remote_ip` and `appconnect` describe the final hop. A hop without
+//! TLS counts as having a zero-length handshake so the sums stay ordered.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rustls::client::Resumption;
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, ServerName};
+use ureq::config::AutoHeaderValue;
+use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::transport::time::{Duration as UreqDuration, Instant as UreqInstant};
+use ureq::unversioned::transport::{
+    Buffers, ConnectionDetails, Connector, LazyBuffers, NextTimeout, TcpConnector, Transport,
+    TransportAdapter,
+};
+use ureq::{Agent, Error, Timeout};
 
 use crate::report::{ErrorKind, Report};
-use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// Redirect limit when following: libcurl's default CURLOPT_MAXREDIRS (30).
+const MAX_REDIRECTS: u32 = 30;
+
+/// Longest timeout passed on: ureq (and our deadlines) add timeouts to
+/// `Instant`s, which panics on overflow for absurd values such as `Duration::MAX`.
+const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Read buffer for draining bodies: bytes are counted, never kept.
+const DRAIN_BUF: usize = 16 * 1024;
+
+/// How a probe connects and what it trusts.
+#[derive(Debug, Clone)]
 pub struct ProbeConfig {
+    /// DNS + TCP + TLS, per connection (curl CONNECTTIMEOUT).
     pub connect_timeout: Duration,
+    /// Whole probe, redirects and body included (curl TIMEOUT).
     pub timeout: Duration,
     pub follow_redirects: bool,
+    /// PEM bundle that replaces the built-in webpki roots (curl --cacert).
     pub ca_file: Option<PathBuf>,
 }
 
+impl Default for ProbeConfig {
+    fn default() -> Self {
+        ProbeConfig {
+            connect_timeout: Duration::from_secs(30),
+            timeout: Duration::from_secs(300),
+            follow_redirects: false,
+            ca_file: None,
+        }
+    }
+}
+
+/// Performs probes. Build once, share between threads (`&Prober` is `Sync`).
 pub struct Prober {
-    agent: ureq::Agent,
+    agent: Agent,
+    connect_timeout: Duration,
+}
+
+impl fmt::Debug for Prober {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Prober")
+            .field("connect_timeout", &self.connect_timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Prober {
+    /// Builds the agent. Fails only on a bad CA file (message names the file).
     pub fn new(cfg: &ProbeConfig) -> Result<Prober, String> {
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(cfg.timeout))
+        let connect_timeout = cfg.connect_timeout.min(MAX_TIMEOUT);
+        let timeout = cfg.timeout.min(MAX_TIMEOUT);
+        let roots = match &cfg.ca_file {
+            Some(path) => load_ca_file(path)?,
+            None => RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            },
+        };
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut tls = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS setup failed: {e}"))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        // A resumed session skips the certificate exchange: appconnect would
+        // then measure less than a fresh client (curl) sees.
+        tls.resumption = Resumption::disabled();
+
+        let config = Agent::config_builder()
             .http_status_as_error(false)
-            .build()
-            .new_agent();
-        Ok(Prober { agent })
+            .max_redirects(if cfg.follow_redirects {
+                MAX_REDIRECTS
+            } else {
+                0
+            })
+            // A pooled connection would skip DNS, TCP and TLS.
+            .max_idle_connections(0)
+            .max_idle_connections_per_host(0)
+            // Send what curl sends: no Accept-Encoding, body bytes as on the wire.
+            .accept_encoding(AutoHeaderValue::None)
+            .user_agent(concat!("latency-logger/", env!("CARGO_PKG_VERSION")))
+            // Our connector chain has no proxy support; never pick one up from the env.
+            .proxy(None)
+            .timeout_global(Some(timeout))
+            // ureq starts the connect budget after DNS; the TCP/TLS shims below
+            // cut it so DNS + TCP + TLS together fit connect_timeout (as curl).
+            .timeout_resolve(Some(connect_timeout))
+            .timeout_connect(Some(connect_timeout))
+            .build();
+
+        let connector = TimedTcp {
+            inner: TcpConnector::default(),
+        }
+        .chain(TimedTls {
+            config: Arc::new(tls),
+        })
+        .chain(Outermost);
+        let resolver = TimedResolver {
+            inner: DefaultResolver::default(),
+        };
+        Ok(Prober {
+            agent: Agent::with_parts(config, connector, resolver),
+            connect_timeout,
+        })
     }
 
+    /// Perform one probe of `url` now. Never panics; every failure becomes a
+    /// Report with `error_kind` and `error`. `scheduled`/`lateness` stay 0.
     pub fn probe(&self, url: &str) -> Report {
-        let ts = SystemTime::now()
+        let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64());
-        let mut r = Report {
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        let start = Instant::now();
+        let guard = CtxGuard::install(start, self.connect_timeout);
+        let outcome = self.exchange(url);
+        let total = start.elapsed().as_secs_f64();
+        let ctx = guard.take();
+
+        let mut report = Report {
             url: url.to_string(),
-            timestamp: ts,
+            timestamp,
+            total,
             ..Report::default()
         };
-        match self.agent.get(url).call() {
-            Ok(resp) => r.code = i32::from(resp.status().as_u16()),
-            Err(e) => {
-                r.error_kind = Some(ErrorKind::Io);
-                r.error = Some(e.to_string());
+        if let Some(ctx) = &ctx {
+            report.namelookup = ctx.value(NAMELOOKUP);
+            report.connect = ctx.value(CONNECT);
+            report.appconnect = ctx.value(APPCONNECT);
+            report.pretransfer = ctx.value(PRETRANSFER);
+            report.starttransfer = ctx.value(STARTTRANSFER);
+            report.remote_ip = ctx.connected.map(|a| a.ip().to_string());
+        }
+        match outcome {
+            Ok(ok) => {
+                report.code = i32::from(ok.code);
+                report.http_version = Some(ok.version.to_string());
+                report.size_download = ok.size;
+            }
+            Err(failure) => {
+                report.code = failure.code.map(i32::from).unwrap_or(0);
+                report.http_version = failure.version.map(str::to_string);
+                report.size_download = failure.size;
+                let phase = ctx.as_ref().map(|c| c.phase).unwrap_or(Phase::Start);
+                let (kind, message) = describe(&failure.error, phase, ctx.as_ref(), url, total);
+                report.error_kind = Some(kind);
+                report.error = Some(message);
             }
         }
-        r
+        report
+    }
+
+    fn exchange(&self, url: &str) -> Result<Exchanged, Failure> {
+        let response = self.agent.get(url).call().map_err(|error| Failure {
+            error,
+            code: None,
+            version: None,
+            size: 0,
+        })?;
+        set_phase(Phase::Body);
+        let code = response.status().as_u16();
+        let version = version_str(response.version());
+        let mut reader = response.into_body().into_reader();
+        let mut buf = [0u8; DRAIN_BUF];
+        let mut size: i64 = 0;
+        loop {
+            match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => size += n as i64,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // io::Error may carry a ureq::Error (timeouts, protocol): unwrap it.
+                    return Err(Failure {
+                        error: Error::from(e),
+                        code: Some(code),
+                        version: Some(version),
+                        size,
+                    });
+                }
+            }
+        }
+        Ok(Exchanged {
+            code,
+            version,
+            size,
+        })
+    }
+}
+
+struct Exchanged {
+    code: u16,
+    version: &'static str,
+    size: i64,
+}
+
+/// A failed exchange, with what had arrived before it failed.
+struct Failure {
+    error: Error,
+    code: Option<u16>,
+    version: Option<&'static str>,
+    size: i64,
+}
+
+fn version_str(v: ureq::http::Version) -> &'static str {
+    use ureq::http::Version;
+    match v {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_11 => "HTTP/1.1",
+        Version::HTTP_2 => "HTTP/2",
+        Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/?",
+    }
+}
+
+fn load_ca_file(path: &std::path::Path) -> Result<RootCertStore, String> {
+    let shown = path.display();
+    let pem = std::fs::read(path).map_err(|e| format!("CA file {shown}: cannot read: {e}"))?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("CA file {shown}: bad PEM: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!("CA file {shown}: no PEM certificates in it"));
+    }
+    let mut store = RootCertStore::empty();
+    let (added, ignored) = store.add_parsable_certificates(certs);
+    if added == 0 {
+        return Err(format!(
+            "CA file {shown}: none of its {ignored} certificates could be used as a trust anchor"
+        ));
+    }
+    Ok(store)
+}
+
+// ---------------------------------------------------------------------------
+// Per-probe context (thread-local)
+
+/// Phase the probe is in; an error is blamed on the phase it happened in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Before DNS: URL checks.
+    Start,
+    Resolve,
+    Connect,
+    Tls,
+    /// Connected: sending the request, awaiting and parsing the response head.
+    Exchange,
+    /// Reading the response body.
+    Body,
+}
+
+const NAMELOOKUP: usize = 0;
+const CONNECT: usize = 1;
+const APPCONNECT: usize = 2;
+const PRETRANSFER: usize = 3;
+const STARTTRANSFER: usize = 4;
+const MARKS: usize = 5;
+
+#[derive(Debug)]
+struct Ctx {
+    connect_timeout: Duration,
+    phase: Phase,
+    hops: u32,
+    hop_start: Instant,
+    /// DNS + TCP + TLS must be done by then (curl CONNECTTIMEOUT, per connection).
+    connect_deadline: Instant,
+    /// Sums over completed hops, seconds.
+    acc: [f64; MARKS],
+    /// Marks of the current hop, seconds from `hop_start`.
+    cur: [Option<f64>; MARKS],
+    /// Address of the current hop's connection, once connected.
+    connected: Option<SocketAddr>,
+    /// Last address a TCP connect was tried to (for error messages).
+    attempted: Option<SocketAddr>,
+    host: Option<String>,
+}
+
+impl Ctx {
+    /// A new request (the first, or a redirect hop) is starting with DNS.
+    fn begin_hop(&mut self, now: Instant) {
+        if self.hops > 0 {
+            // Close the previous hop: a hop without TLS had a zero-length handshake.
+            if self.cur[APPCONNECT].is_none() {
+                self.cur[APPCONNECT] = self.cur[CONNECT];
+            }
+            for (acc, cur) in self.acc.iter_mut().zip(self.cur.iter_mut()) {
+                *acc += cur.take().unwrap_or(0.0);
+            }
+            self.connected = None;
+            self.hop_start = now;
+        }
+        self.hops += 1;
+        self.connect_deadline = now + self.connect_timeout;
+        self.phase = Phase::Resolve;
+    }
+
+    fn mark(&mut self, which: usize, now: Instant) {
+        if self.cur[which].is_none() {
+            // curl makes every reached phase at least 1 µs; do the same so
+            // "reached" and "0 = never reached" stay distinct.
+            let secs = now.duration_since(self.hop_start).as_secs_f64().max(1e-6);
+            self.cur[which] = Some(secs);
+        }
+    }
+
+    /// Reported value: 0 when the final hop never reached the phase.
+    fn value(&self, which: usize) -> f64 {
+        match self.cur[which] {
+            Some(v) => self.acc[which] + v,
+            None => 0.0,
+        }
+    }
+}
+
+thread_local! {
+    static CTX: RefCell<Option<Ctx>> = const { RefCell::new(None) };
+}
+
+/// Installs the context for one probe and removes it again, also on unwind.
+struct CtxGuard;
+
+impl CtxGuard {
+    fn install(start: Instant, connect_timeout: Duration) -> CtxGuard {
+        let ctx = Ctx {
+            connect_timeout,
+            phase: Phase::Start,
+            hops: 0,
+            hop_start: start,
+            connect_deadline: start + connect_timeout,
+            acc: [0.0; MARKS],
+            cur: [None; MARKS],
+            connected: None,
+            attempted: None,
+            host: None,
+        };
+        let _ = CTX.try_with(|c| {
+            if let Ok(mut slot) = c.try_borrow_mut() {
+                *slot = Some(ctx);
+            }
+        });
+        CtxGuard
+    }
+
+    fn take(self) -> Option<Ctx> {
+        CTX.try_with(|c| c.try_borrow_mut().ok().and_then(|mut s| s.take()))
+            .ok()
+            .flatten()
+    }
+}
+
+impl Drop for CtxGuard {
+    fn drop(&mut self) {
+        let _ = CTX.try_with(|c| {
+            if let Ok(mut slot) = c.try_borrow_mut() {
+                *slot = None;
+            }
+        });
+    }
+}
+
+/// Runs `f` on this thread's probe context, if a probe is running here.
+/// Hooks never nest, but `try_borrow_mut` keeps this panic-free regardless.
+fn with_ctx<R>(f: impl FnOnce(&mut Ctx) -> R) -> Option<R> {
+    CTX.try_with(|c| c.try_borrow_mut().ok()?.as_mut().map(f))
+        .ok()
+        .flatten()
+}
+
+fn mark(which: usize) {
+    let now = Instant::now();
+    with_ctx(|c| c.mark(which, now));
+}
+
+fn set_phase(phase: Phase) {
+    with_ctx(|c| c.phase = phase);
+}
+
+fn connect_deadline() -> Option<Instant> {
+    with_ctx(|c| c.connect_deadline)
+}
+
+/// What is left of this connection's budget: ureq's timeout (connect or
+/// global) less the time spent since it was set, cut to our DNS+TCP+TLS
+/// deadline. `Err` once nothing is left, because ureq turns a zero timeout
+/// into one second.
+fn connect_budget(details: &ConnectionDetails) -> Result<NextTimeout, Error> {
+    let mut timeout = details.timeout;
+    if let (UreqDuration::Exact(after), UreqInstant::Exact(now), UreqInstant::Exact(then)) =
+        (timeout.after, (details.current_time)(), details.now)
+    {
+        timeout.after =
+            UreqDuration::Exact(after.saturating_sub(now.saturating_duration_since(then)));
+    }
+    if let Some(deadline) = connect_deadline() {
+        let left = UreqDuration::Exact(deadline.saturating_duration_since(Instant::now()));
+        if left < timeout.after {
+            timeout.after = left;
+            timeout.reason = Timeout::Connect;
+        }
+    }
+    if timeout.after == UreqDuration::Exact(Duration::ZERO) {
+        return Err(Error::Timeout(timeout.reason));
+    }
+    Ok(timeout)
+}
+
+// ---------------------------------------------------------------------------
+// Hooks
+
+/// DNS: stamps `namelookup`; also where each hop begins.
+#[derive(Debug)]
+struct TimedResolver {
+    inner: DefaultResolver,
+}
+
+impl Resolver for TimedResolver {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: NextTimeout,
+    ) -> Result<ResolvedSocketAddrs, Error> {
+        let now = Instant::now();
+        let host = uri.host().map(str::to_string);
+        with_ctx(|c| {
+            c.begin_hop(now);
+            c.host = host;
+        });
+        // An IP literal needs no lookup; skipping DefaultResolver also skips
+        // the thread it spawns per lookup when a resolve timeout is set.
+        let literal = uri.host().and_then(|h| {
+            let ip: IpAddr = h
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse()
+                .ok()?;
+            let port = uri.port_u16().or(match uri.scheme_str() {
+                Some("http") => Some(80),
+                Some("https") => Some(443),
+                _ => None,
+            })?;
+            Some(SocketAddr::new(ip, port))
+        });
+        let addrs = match literal {
+            Some(addr) => {
+                let mut addrs = self.inner.empty();
+                addrs.push(addr);
+                addrs
+            }
+            None => self.inner.resolve(uri, config, timeout)?,
+        };
+        mark(NAMELOOKUP);
+        set_phase(Phase::Connect);
+        Ok(addrs)
+    }
+}
+
+/// TCP: ureq's TcpConnector, one address at a time so we know which one answered.
+#[derive(Debug)]
+struct TimedTcp {
+    inner: TcpConnector,
+}
+
+impl Connector<()> for TimedTcp {
+    type Out = Box<dyn Transport>;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        _chained: Option<()>,
+    ) -> Result<Option<Self::Out>, Error> {
+        set_phase(Phase::Connect);
+        let count = details.addrs.len();
+        // Share the budget between addresses as ureq does (halving weights).
+        let total_weight = 2.0 * (1.0 - 0.5_f64.powi(count as i32));
+        let budget = connect_budget(details)?.after;
+        let mut weight = 1.0_f64;
+        let mut last_err = None;
+        for (i, addr) in details.addrs.iter().enumerate() {
+            let mut one = details.resolver.empty();
+            one.push(*addr);
+            let mut per_addr = connect_budget(details)?;
+            if i + 1 < count
+                && let UreqDuration::Exact(b) = budget
+            {
+                let share = b
+                    .mul_f64(weight / total_weight)
+                    .max(Duration::from_millis(10));
+                if UreqDuration::Exact(share) < per_addr.after {
+                    per_addr.after = UreqDuration::Exact(share);
+                }
+            }
+            weight /= 2.0;
+            with_ctx(|c| c.attempted = Some(*addr));
+            let single = ConnectionDetails {
+                uri: details.uri,
+                addrs: one,
+                config: details.config,
+                request_level: details.request_level,
+                resolver: details.resolver,
+                now: (details.current_time)(),
+                timeout: per_addr,
+                current_time: details.current_time.clone(),
+                run_connector: details.run_connector.clone(),
+                register_shutdown: details.register_shutdown.clone(),
+            };
+            match Connector::<()>::connect(&self.inner, &single, None) {
+                Ok(Some(t)) => {
+                    mark(CONNECT);
+                    with_ctx(|c| c.connected = Some(*addr));
+                    return Ok(Some(Box::new(t)));
+                }
+                Ok(None) => return Ok(None),
+                Err(Error::Io(e)) if is_addr_specific(&e) && i + 1 < count => {
+                    last_err = Some(Error::Io(e));
+                }
+                Err(Error::Timeout(r)) if i + 1 < count => {
+                    if connect_deadline().is_some_and(|d| Instant::now() >= d) {
+                        return Err(Error::Timeout(r));
+                    }
+                    last_err = Some(Error::Timeout(r));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_err.unwrap_or(Error::ConnectionFailed))
+    }
+}
+
+/// Errors that concern only the address tried (ureq tries the next one too).
+fn is_addr_specific(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
+            | io::ErrorKind::NetworkDown
+            | io::ErrorKind::AddrNotAvailable
+    )
+}
+
+/// TLS with our own rustls config (no resumption); stamps `appconnect`.
+#[derive(Debug)]
+struct TimedTls {
+    config: Arc<ClientConfig>,
+}
+
+impl Connector<Box<dyn Transport>> for TimedTls {
+    type Out = Box<dyn Transport>;
+
+    fn connect(
+        &self,
+        details: &ConnectionDetails,
+        chained: Option<Box<dyn Transport>>,
+    ) -> Result<Option<Self::Out>, Error> {
+        let Some(transport) = chained else {
+            return Ok(None);
+        };
+        if !details.needs_tls() || transport.is_tls() {
+            return Ok(Some(transport));
+        }
+        set_phase(Phase::Tls);
+        let host = details.uri.host().unwrap_or_default();
+        // IPv6 literals come bracketed in URIs.
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let name = ServerName::try_from(bare.to_string())
+            .map_err(|_| Error::Tls("invalid TLS server name"))?;
+        let mut conn = ClientConnection::new(self.config.clone(), name)?;
+        let mut sock = TransportAdapter::new(transport, details.current_time.clone());
+        sock.set_timeout(connect_budget(details)?);
+        while conn.is_handshaking() {
+            // complete_io's io::Error may wrap a ureq timeout: From unwraps it.
+            conn.complete_io(&mut sock).map_err(Error::from)?;
+        }
+        mark(APPCONNECT);
+        set_phase(Phase::Exchange);
+        let buffers = LazyBuffers::new(
+            details.config.input_buffer_size(),
+            details.config.output_buffer_size(),
+        );
+        Ok(Some(Box::new(TlsTransport {
+            buffers,
+            stream: StreamOwned::new(conn, sock),
+        })))
+    }
+}
+
+struct TlsTransport {
+    buffers: LazyBuffers,
+    stream: StreamOwned<ClientConnection, TransportAdapter>,
+}
+
+impl fmt::Debug for TlsTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsTransport").finish_non_exhaustive()
+    }
+}
+
+impl Transport for TlsTransport {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        &mut self.buffers
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), Error> {
+        self.stream.get_mut().set_timeout(timeout);
+        let output = &self.buffers.output()[..amount];
+        self.stream.write_all(output)?;
+        Ok(())
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, Error> {
+        self.stream.get_mut().set_timeout(timeout);
+        let input = self.buffers.input_append_buf();
+        let amount = self.stream.read(input)?;
+        self.buffers.input_appended(amount);
+        Ok(amount > 0)
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.stream.get_mut().get_mut().is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        true
+    }
+}
+
+/// Last in the chain: wraps the transport ureq talks HTTP over, so it sees
+/// the request's first write and the response's first byte (never TLS handshake bytes).
+#[derive(Debug)]
+struct Outermost;
+
+impl Connector<Box<dyn Transport>> for Outermost {
+    type Out = TimedTransport;
+
+    fn connect(
+        &self,
+        _details: &ConnectionDetails,
+        chained: Option<Box<dyn Transport>>,
+    ) -> Result<Option<Self::Out>, Error> {
+        set_phase(Phase::Exchange);
+        Ok(chained.map(|inner| TimedTransport {
+            inner,
+            sent: false,
+            received: false,
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct TimedTransport {
+    inner: Box<dyn Transport>,
+    sent: bool,
+    received: bool,
+}
+
+impl Transport for TimedTransport {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        self.inner.buffers()
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), Error> {
+        if !self.sent {
+            self.sent = true;
+            mark(PRETRANSFER);
+        }
+        self.inner.transmit_output(amount, timeout)
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, Error> {
+        let progressed = self.inner.await_input(timeout)?;
+        if progressed && !self.received {
+            self.received = true;
+            mark(STARTTRANSFER);
+        }
+        Ok(progressed)
+    }
+
+    fn is_open(&mut self) -> bool {
+        self.inner.is_open()
+    }
+
+    fn is_tls(&self) -> bool {
+        self.inner.is_tls()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Failure classification
+
+/// Error kind by the phase that failed, and a one-line message for people.
+fn describe(
+    err: &Error,
+    phase: Phase,
+    ctx: Option<&Ctx>,
+    url: &str,
+    elapsed: f64,
+) -> (ErrorKind, String) {
+    let host = ctx
+        .and_then(|c| c.host.clone())
+        .unwrap_or_else(|| url.to_string());
+    let addr = ctx
+        .and_then(|c| c.connected.or(c.attempted))
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| host.clone());
+
+    if is_timeout(err) {
+        let during = match phase {
+            Phase::Start | Phase::Resolve => format!("resolving {host}"),
+            Phase::Connect => format!("connecting to {addr}"),
+            Phase::Tls => format!("in TLS handshake with {addr}"),
+            Phase::Exchange => format!("waiting for the response from {addr}"),
+            Phase::Body => format!("reading the response body from {addr}"),
+        };
+        return (
+            ErrorKind::Timeout,
+            format!("timed out after {elapsed:.3} s {during}"),
+        );
+    }
+    match (phase, err) {
+        (_, Error::HostNotFound) => (
+            ErrorKind::Dns,
+            format!("could not resolve host {host}: no addresses"),
+        ),
+        (Phase::Resolve, e) => (
+            ErrorKind::Dns,
+            format!("could not resolve host {host}: {}", inner_message(e)),
+        ),
+        (Phase::Connect, e) => (ErrorKind::Connect, format!("{} ({addr})", inner_message(e))),
+        (Phase::Tls, e) | (_, e @ (Error::Tls(_) | Error::Rustls(_))) => (
+            ErrorKind::Tls,
+            format!(
+                "TLS handshake with {host} ({addr}) failed: {}",
+                inner_message(e)
+            ),
+        ),
+        (Phase::Start, e) => (
+            ErrorKind::Http,
+            format!("invalid URL {url:?}: {}", inner_message(e)),
+        ),
+        (Phase::Exchange | Phase::Body, Error::Io(e)) => {
+            let eof = e.kind() == io::ErrorKind::UnexpectedEof;
+            let message = match (phase, eof) {
+                (Phase::Exchange, true) => "server closed the connection without a response".into(),
+                (_, true) => "server closed the connection before the body was complete".into(),
+                (Phase::Exchange, false) => format!("{} during the exchange", io_message(e)),
+                (_, false) => format!("{} reading the response body", io_message(e)),
+            };
+            (ErrorKind::Io, format!("{message} ({addr})"))
+        }
+        (Phase::Exchange | Phase::Body, e) => (
+            ErrorKind::Http,
+            format!("bad HTTP response from {addr}: {}", inner_message(e)),
+        ),
+    }
+}
+
+fn is_timeout(err: &Error) -> bool {
+    match err {
+        Error::Timeout(_) => true,
+        Error::Io(e) => matches!(
+            e.kind(),
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+        ),
+        _ => false,
+    }
+}
+
+/// The message without ureq's "io: " style prefix.
+fn inner_message(err: &Error) -> String {
+    match err {
+        Error::Io(e) => io_message(e),
+        Error::Rustls(e) => e.to_string(),
+        Error::Protocol(e) => e.to_string(),
+        Error::Http(e) => e.to_string(),
+        Error::BadUri(e) => e.clone(),
+        e => e.to_string(),
+    }
+}
+
+/// "connection refused" rather than "Connection refused (os error 111)";
+/// custom errors (rustls, resolver) keep their own text.
+fn io_message(e: &io::Error) -> String {
+    if let Some(inner) = e.get_ref() {
+        return inner.to_string();
+    }
+    let text = e.to_string();
+    let text = match text.find(" (os error ") {
+        Some(i) => &text[..i],
+        None => &text,
+    };
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
     }
 }

@@ -1,0 +1,467 @@
+//! Probe tests against real local servers (loopback only, bounded waits).
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use latency_logger::probe::{ProbeConfig, Prober};
+use latency_logger::report::{ErrorKind, Report};
+use support::{FIXED_BODY_LEN, HttpServer, HttpsServer};
+
+fn prober(cfg: ProbeConfig) -> Prober {
+    Prober::new(&cfg).expect("prober")
+}
+
+fn short() -> ProbeConfig {
+    ProbeConfig {
+        connect_timeout: Duration::from_secs(5),
+        timeout: Duration::from_secs(10),
+        ..ProbeConfig::default()
+    }
+}
+
+fn with_ca(server: &HttpsServer) -> ProbeConfig {
+    ProbeConfig {
+        ca_file: Some(server.ca_pem_path().to_path_buf()),
+        ..short()
+    }
+}
+
+#[track_caller]
+fn assert_ok(r: &Report) {
+    assert_eq!(r.error_kind, None, "unexpected error: {r:?}");
+    assert_eq!(r.error, None, "{r:?}");
+}
+
+#[track_caller]
+fn assert_ordered(r: &Report, tls: bool) {
+    assert!(r.namelookup > 0.0, "{r:?}");
+    assert!(r.namelookup <= r.connect, "{r:?}");
+    if tls {
+        assert!(r.connect <= r.appconnect, "{r:?}");
+        assert!(r.appconnect <= r.pretransfer, "{r:?}");
+    } else {
+        assert_eq!(r.appconnect, 0.0, "{r:?}");
+        assert!(r.connect <= r.pretransfer, "{r:?}");
+    }
+    assert!(r.pretransfer <= r.starttransfer, "{r:?}");
+    assert!(r.starttransfer <= r.total, "{r:?}");
+    assert!(r.total < 5.0, "{r:?}");
+}
+
+#[test]
+fn http_fixed_timings_size_ip_version() {
+    let server = HttpServer::start();
+    let url = server.url("/fixed");
+    let r = prober(short()).probe(&url);
+    assert_ok(&r);
+    assert_eq!(r.url, url);
+    assert_eq!(r.code, 200);
+    assert_eq!(r.size_download, FIXED_BODY_LEN as i64);
+    assert_eq!(r.remote_ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(r.http_version.as_deref(), Some("HTTP/1.1"));
+    assert_ordered(&r, false);
+    assert_eq!(r.scheduled, 0.0);
+    assert_eq!(r.lateness, 0.0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!((now - r.timestamp).abs() < 10.0, "{r:?}");
+}
+
+#[test]
+fn https_fixed_timings_size_ip_version() {
+    let server = HttpsServer::start();
+    let r = prober(with_ca(&server)).probe(&server.url("/fixed"));
+    assert_ok(&r);
+    assert_eq!(r.code, 200);
+    assert_eq!(r.size_download, FIXED_BODY_LEN as i64);
+    assert_eq!(r.remote_ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(r.http_version.as_deref(), Some("HTTP/1.1"));
+    assert_ordered(&r, true);
+    assert!(r.appconnect > r.connect, "TLS takes time: {r:?}");
+}
+
+#[test]
+fn https_by_dns_name() {
+    let server = HttpsServer::start();
+    let r = prober(with_ca(&server)).probe(&server.url_with_host("localhost", "/fixed"));
+    assert_ok(&r);
+    assert_eq!(r.code, 200);
+    assert_eq!(r.remote_ip.as_deref(), Some("127.0.0.1"));
+    assert_ordered(&r, true);
+}
+
+#[test]
+fn every_probe_makes_a_fresh_connection_and_full_handshake() {
+    let server = HttpsServer::start();
+    let p = prober(with_ca(&server));
+    for _ in 0..3 {
+        let r = p.probe(&server.url("/fixed"));
+        assert_ok(&r);
+        assert!(r.appconnect > r.connect, "{r:?}");
+    }
+    assert_eq!(server.requests().len(), 3);
+}
+
+#[test]
+fn no_accept_encoding_is_sent() {
+    let server = HttpServer::start();
+    let r = prober(short()).probe(&server.url("/fixed"));
+    assert_ok(&r);
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 1);
+    assert!(
+        !reqs[0].to_ascii_lowercase().contains("accept-encoding"),
+        "{}",
+        reqs[0]
+    );
+}
+
+#[test]
+fn delay_shows_in_server_time_http() {
+    let server = HttpServer::start();
+    let r = prober(short()).probe(&server.url("/delay"));
+    assert_ok(&r);
+    assert_ordered(&r, false);
+    let server_time = r.starttransfer - r.pretransfer;
+    assert!((0.2..0.3).contains(&server_time), "{server_time}: {r:?}");
+}
+
+#[test]
+fn delay_shows_in_server_time_https() {
+    let server = HttpsServer::start();
+    let r = prober(with_ca(&server)).probe(&server.url("/delay"));
+    assert_ok(&r);
+    assert_ordered(&r, true);
+    let server_time = r.starttransfer - r.pretransfer;
+    assert!((0.2..0.3).contains(&server_time), "{server_time}: {r:?}");
+}
+
+#[test]
+fn status_500_is_a_response_not_an_error() {
+    let server = HttpServer::start();
+    let r = prober(short()).probe(&server.url("/status500"));
+    assert_ok(&r);
+    assert_eq!(r.code, 500);
+    assert_eq!(r.size_download, "server error\n".len() as i64);
+}
+
+#[test]
+fn redirect_not_followed_by_default() {
+    let server = HttpServer::start();
+    let r = prober(short()).probe(&server.url("/redirect"));
+    assert_ok(&r);
+    assert_eq!(r.code, 302);
+    assert_eq!(r.size_download, 0);
+    assert_eq!(server.requests().len(), 1);
+}
+
+#[test]
+fn redirect_followed_when_asked() {
+    let server = HttpServer::start();
+    let cfg = ProbeConfig {
+        follow_redirects: true,
+        ..short()
+    };
+    let r = prober(cfg).probe(&server.url("/redirect"));
+    assert_ok(&r);
+    assert_eq!(r.code, 200);
+    assert_eq!(r.size_download, FIXED_BODY_LEN as i64);
+    assert_ordered(&r, false);
+    assert_eq!(server.requests().len(), 2);
+}
+
+#[test]
+fn https_redirect_followed_when_asked() {
+    let server = HttpsServer::start();
+    let cfg = ProbeConfig {
+        follow_redirects: true,
+        ..with_ca(&server)
+    };
+    let r = prober(cfg).probe(&server.url("/redirect"));
+    assert_ok(&r);
+    assert_eq!(r.code, 200);
+    assert_ordered(&r, true);
+}
+
+#[test]
+fn hang_times_out() {
+    let server = HttpServer::start();
+    let cfg = ProbeConfig {
+        timeout: Duration::from_millis(300),
+        ..short()
+    };
+    let started = Instant::now();
+    let r = prober(cfg).probe(&server.url("/hang"));
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(r.error_kind, Some(ErrorKind::Timeout), "{r:?}");
+    assert_eq!(r.code, 0);
+    assert!(r.total >= 0.3 && r.total < 1.0, "{r:?}");
+    assert!(r.pretransfer > 0.0, "request was sent: {r:?}");
+    assert_eq!(r.starttransfer, 0.0, "no byte came: {r:?}");
+    assert_eq!(r.remote_ip.as_deref(), Some("127.0.0.1"));
+    assert!(
+        r.error.as_deref().unwrap().contains("timed out"),
+        "{:?}",
+        r.error
+    );
+}
+
+#[test]
+fn https_hang_times_out() {
+    let server = HttpsServer::start();
+    let cfg = ProbeConfig {
+        timeout: Duration::from_millis(300),
+        ..with_ca(&server)
+    };
+    let r = prober(cfg).probe(&server.url("/hang"));
+    assert_eq!(r.error_kind, Some(ErrorKind::Timeout), "{r:?}");
+    assert!(r.appconnect > 0.0, "{r:?}");
+}
+
+#[test]
+fn connect_timeout_covers_a_silent_tls_handshake() {
+    // A listener that accepts (kernel backlog) but never speaks TLS.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let cfg = ProbeConfig {
+        connect_timeout: Duration::from_millis(300),
+        ..short()
+    };
+    let started = Instant::now();
+    let r = prober(cfg).probe(&format!("https://127.0.0.1:{port}/"));
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(r.error_kind, Some(ErrorKind::Timeout), "{r:?}");
+    assert!(r.total >= 0.3 && r.total < 1.0, "{r:?}");
+    assert!(r.connect > 0.0 && r.appconnect == 0.0, "{r:?}");
+    drop(listener);
+}
+
+#[test]
+fn refused_port_is_connect_error() {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let r = prober(short()).probe(&format!("http://127.0.0.1:{port}/"));
+    assert_eq!(r.error_kind, Some(ErrorKind::Connect), "{r:?}");
+    assert_eq!(
+        r.error.as_deref(),
+        Some(format!("connection refused (127.0.0.1:{port})").as_str())
+    );
+    assert_eq!(r.code, 0);
+    assert!(r.namelookup > 0.0 && r.connect == 0.0, "{r:?}");
+    assert_eq!(r.remote_ip, None);
+}
+
+#[test]
+fn unknown_host_is_dns_error() {
+    let r = prober(short()).probe("http://nonexistent.invalid/");
+    assert_eq!(r.error_kind, Some(ErrorKind::Dns), "{r:?}");
+    assert!(
+        r.error.as_deref().unwrap().contains("nonexistent.invalid"),
+        "{r:?}"
+    );
+    assert_eq!(r.namelookup, 0.0);
+}
+
+#[test]
+fn https_without_the_ca_is_tls_error() {
+    let server = HttpsServer::start();
+    let r = prober(short()).probe(&server.url("/fixed"));
+    assert_eq!(r.error_kind, Some(ErrorKind::Tls), "{r:?}");
+    let msg = r.error.as_deref().unwrap();
+    assert!(msg.contains("certificate"), "{msg}");
+    assert!(r.connect > 0.0 && r.appconnect == 0.0, "{r:?}");
+    assert_eq!(r.code, 0);
+}
+
+#[test]
+fn https_to_a_plain_http_server_is_tls_error() {
+    // A plain HTTP server answering the ClientHello with a 400, as real ones do.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut buf = [0u8; 1024];
+        let _ = s.read(&mut buf);
+        let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n");
+    });
+    let r = prober(short()).probe(&format!("https://127.0.0.1:{port}/"));
+    assert_eq!(r.error_kind, Some(ErrorKind::Tls), "{r:?}");
+    assert!(r.total < 1.0, "{r:?}");
+    server.join().unwrap();
+}
+
+/// One-connection raw server: reads the request head, writes `reply`, closes.
+fn raw_server(reply: &'static [u8]) -> (String, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && s.read(&mut b).unwrap_or(0) == 1 {
+            head.push(b[0]);
+        }
+        let _ = s.write_all(reply);
+    });
+    (url, handle)
+}
+
+#[test]
+fn body_cut_short_is_io_error_with_code_and_partial_size() {
+    let (url, server) = raw_server(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789");
+    let r = prober(short()).probe(&url);
+    assert_eq!(r.error_kind, Some(ErrorKind::Io), "{r:?}");
+    assert_eq!(r.code, 200);
+    assert_eq!(r.size_download, 10);
+    assert!(r.starttransfer > 0.0 && r.starttransfer <= r.total, "{r:?}");
+    server.join().unwrap();
+}
+
+#[test]
+fn garbage_response_is_http_error() {
+    let (url, server) = raw_server(b"SSH-2.0-OpenSSH_9.2\r\n\r\n");
+    let r = prober(short()).probe(&url);
+    assert_eq!(r.error_kind, Some(ErrorKind::Http), "{r:?}");
+    assert_eq!(r.code, 0);
+    server.join().unwrap();
+}
+
+#[test]
+fn empty_reply_is_io_error() {
+    let (url, server) = raw_server(b"");
+    let r = prober(short()).probe(&url);
+    assert_eq!(r.error_kind, Some(ErrorKind::Io), "{r:?}");
+    server.join().unwrap();
+}
+
+#[test]
+fn huge_timeouts_do_not_panic() {
+    let server = HttpServer::start();
+    let cfg = ProbeConfig {
+        connect_timeout: Duration::MAX,
+        timeout: Duration::MAX,
+        ..ProbeConfig::default()
+    };
+    let r = prober(cfg).probe(&server.url("/fixed"));
+    assert_ok(&r);
+}
+
+#[test]
+fn bad_ca_files_are_refused_with_their_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.pem");
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(
+        &junk,
+        "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    for path in [missing, empty, junk] {
+        let err = Prober::new(&ProbeConfig {
+            ca_file: Some(path.clone()),
+            ..short()
+        })
+        .unwrap_err();
+        assert!(err.contains(&path.display().to_string()), "{err}");
+    }
+}
+
+#[test]
+fn bad_url_is_a_report_not_a_panic() {
+    let r = prober(short()).probe("not a url");
+    assert!(r.error_kind.is_some(), "{r:?}");
+    assert_eq!(r.code, 0);
+}
+
+#[test]
+fn shared_prober_across_threads() {
+    let http = HttpServer::start();
+    let https = HttpsServer::start();
+    let p = prober(with_ca(&https));
+    std::thread::scope(|s| {
+        for i in 0..4 {
+            let (p, http, https) = (&p, &http, &https);
+            s.spawn(move || {
+                for _ in 0..5 {
+                    let (url, tls) = if i % 2 == 0 {
+                        (http.url("/delay"), false)
+                    } else {
+                        (https.url("/fixed"), true)
+                    };
+                    let r = p.probe(&url);
+                    assert_ok(&r);
+                    assert_ordered(&r, tls);
+                }
+            });
+        }
+    });
+}
+
+/// CPU per probe; run with `cargo test --release --test probe -- --ignored --nocapture`.
+/// "thread" is the probing thread alone (client work minus ureq's resolver
+/// thread); "process" adds the in-process server and the resolver threads.
+#[test]
+#[ignore]
+fn bench_cpu_per_probe() {
+    fn process_cpu() -> f64 {
+        // utime + stime of the whole process, in clock ticks (100 Hz on Linux).
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let f: Vec<&str> = rest.split_whitespace().collect();
+        (f[11].parse::<f64>().unwrap() + f[12].parse::<f64>().unwrap()) / 100.0
+    }
+    fn thread_cpu() -> f64 {
+        // First field: nanoseconds this thread has run on a CPU.
+        let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+        s.split_whitespace().next().unwrap().parse::<f64>().unwrap() / 1e9
+    }
+    let http = HttpServer::start();
+    let https = HttpsServer::start();
+    let p = prober(with_ca(&https));
+    let cases = [
+        ("http  127.0.0.1", http.url("/fixed")),
+        ("https 127.0.0.1", https.url("/fixed")),
+        (
+            "https localhost",
+            https.url_with_host("localhost", "/fixed"),
+        ),
+    ];
+    for (name, url) in cases {
+        let n = 1000;
+        for _ in 0..20 {
+            assert_ok(&p.probe(&url));
+        }
+        let (c0, t0, w0) = (process_cpu(), thread_cpu(), Instant::now());
+        for _ in 0..n {
+            assert_ok(&p.probe(&url));
+        }
+        let per = |x: f64| x / n as f64 * 1e6;
+        println!(
+            "{name}: {n} probes: wall {:.0} µs, thread CPU {:.0} µs, process CPU {:.0} µs per probe",
+            per(w0.elapsed().as_secs_f64()),
+            per(thread_cpu() - t0),
+            per(process_cpu() - c0),
+        );
+    }
+    // Cost of building a Prober: what "an Agent per probe" would add.
+    let n = 200;
+    let t0 = Instant::now();
+    for _ in 0..n {
+        let _ = prober(short());
+    }
+    println!(
+        "Prober::new with webpki roots: {:.0} µs wall",
+        t0.elapsed().as_secs_f64() / n as f64 * 1e6
+    );
+}

@@ -1,0 +1,10 @@
+//! Test support shared by integration tests: local HTTP and HTTPS servers.
+//!
+//! Use from a test crate with `mod support;`. Everything here listens on
+//! 127.0.0.1 with an OS-chosen port and stops when dropped.
+#![allow(dead_code)] // each test crate uses a different part of this module
+
+pub mod http;
+
+#[allow(unused_imports)] // not every test crate uses every name
+pub use http::{FIXED_BODY_LEN, HttpServer, HttpsServer, fixed_body};
