@@ -1,0 +1,272 @@
+//! End to end: the built binary against local HTTP and HTTPS servers, its
+//! stdout parsed line by line, then SIGTERM and a clean exit.
+
+mod support;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use support::{HttpServer, HttpsServer};
+
+fn spawn(args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_latency-logger"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn binary")
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "kill {sig} failed");
+}
+
+/// Waits up to `limit` for exit; kills and fails the test past it.
+fn wait(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            return s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("binary did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn read_all(child: &mut Child) -> (String, String) {
+    let mut out = String::new();
+    let mut err = String::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .expect("read stdout");
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err)
+        .expect("read stderr");
+    (out, err)
+}
+
+fn parse_lines(out: &str) -> Vec<serde_json::Value> {
+    assert!(
+        out.is_empty() || out.ends_with('\n'),
+        "partial last line: {out:?}"
+    );
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect()
+}
+
+fn f(v: &serde_json::Value, k: &str) -> f64 {
+    v[k].as_f64()
+        .unwrap_or_else(|| panic!("{k} not a number in {v}"))
+}
+
+#[test]
+fn runs_schedule_against_local_targets_and_stops_on_sigterm() {
+    let http = HttpServer::start();
+    let https = HttpsServer::start();
+    let refused = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("targets.csv");
+    let targets = [
+        (0.5, http.url("/fixed")),
+        (0.5, https.url("/fixed")),
+        (1.0, http.url("/status500")),
+        (0.7, format!("http://127.0.0.1:{refused}/")),
+        (1.0, http.url("/delay")),
+    ];
+    let mut text = String::from("# local targets\n");
+    for (iv, url) in &targets {
+        text.push_str(&format!("{iv}, {url}\n"));
+    }
+    std::fs::write(&csv, text).expect("write csv");
+    let ca = https.ca_pem_path().display().to_string();
+
+    let started = Instant::now();
+    let mut child = spawn(&["-W", "4", "--cacert", &ca, csv.to_str().expect("path")]);
+    std::thread::sleep(Duration::from_millis(3300));
+    signal(&child, "-TERM");
+    let elapsed = started.elapsed().as_secs_f64();
+    let status = wait(&mut child, Duration::from_secs(10));
+    let (out, err) = read_all(&mut child);
+    assert_eq!(status.code(), Some(0), "stderr: {err}");
+    let records = parse_lines(&out);
+
+    let mut by_url: HashMap<String, Vec<&serde_json::Value>> = HashMap::new();
+    for r in &records {
+        by_url
+            .entry(r["url"].as_str().expect("url").to_string())
+            .or_default()
+            .push(r);
+    }
+    for (iv, url) in &targets {
+        let got = by_url.get(url).map_or(0, Vec::len) as f64;
+        let want = (elapsed / iv).floor();
+        assert!(
+            (got - want).abs() <= 1.0,
+            "{url}: {got} probes, expected {want} ± 1 in {elapsed:.2} s"
+        );
+    }
+    for r in &records {
+        let url = r["url"].as_str().expect("url");
+        let kind = r["error_kind"].as_str();
+        if url.ends_with("/fixed") || url.ends_with("/delay") || url.ends_with("/status500") {
+            assert_eq!(kind, None, "{r}");
+            let order = [
+                "namelookup",
+                "connect",
+                "pretransfer",
+                "starttransfer",
+                "total",
+            ];
+            for w in order.windows(2) {
+                assert!(f(r, w[0]) <= f(r, w[1]), "{} > {} in {r}", w[0], w[1]);
+            }
+            assert!(f(r, "lateness") >= 0.0 && f(r, "lateness") < 0.5, "{r}");
+            assert!(
+                (f(r, "timestamp") - f(r, "scheduled") - f(r, "lateness")).abs() < 0.05,
+                "{r}"
+            );
+        }
+        if url.ends_with("/fixed") {
+            assert_eq!(r["code"], 200);
+            assert_eq!(r["size_download"], support::FIXED_BODY_LEN as u64);
+        }
+        if url.starts_with("https") {
+            assert!(
+                f(r, "appconnect") >= f(r, "connect") && f(r, "appconnect") <= f(r, "pretransfer"),
+                "{r}"
+            );
+        }
+        if url.ends_with("/status500") {
+            assert_eq!(r["code"], 500);
+        }
+        if url.ends_with("/delay") {
+            let server = f(r, "starttransfer") - f(r, "pretransfer");
+            assert!((0.2..0.3).contains(&server), "{r}");
+        }
+        if url.contains(&format!(":{refused}/")) {
+            assert_eq!(kind, Some("connect"), "{r}");
+            assert_eq!(r["code"], 0);
+        }
+    }
+    // Fixed rate: consecutive scheduled slots of a target are exactly one interval apart.
+    let fixed = &by_url[&http.url("/fixed")];
+    let mut slots: Vec<f64> = fixed.iter().map(|r| f(r, "scheduled")).collect();
+    slots.sort_by(f64::total_cmp);
+    for w in slots.windows(2) {
+        assert!(
+            ((w[1] - w[0]) - 0.5).abs() < 0.002,
+            "slots drift: {slots:?}"
+        );
+    }
+}
+
+#[test]
+fn full_queue_reports_skipped_and_never_blocks_the_schedule() {
+    let http = HttpServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("t.csv");
+    // One worker stuck on /hang for 2 s, a queue of 1, and a fast target:
+    // jobs due meanwhile must come out as `skipped` reports.
+    std::fs::write(
+        &csv,
+        format!("0.1, {}\n0.1, {}\n", http.url("/hang"), http.url("/fixed")),
+    )
+    .expect("write");
+    let mut child = spawn(&[
+        "-W",
+        "1",
+        "-Q",
+        "1",
+        "--timeout",
+        "1",
+        csv.to_str().expect("path"),
+    ]);
+    std::thread::sleep(Duration::from_millis(1500));
+    signal(&child, "-INT");
+    let status = wait(&mut child, Duration::from_secs(10));
+    let (out, err) = read_all(&mut child);
+    assert_eq!(status.code(), Some(0), "stderr: {err}");
+    let records = parse_lines(&out);
+    let skipped = records
+        .iter()
+        .filter(|r| r["error_kind"] == "skipped")
+        .count();
+    assert!(
+        skipped >= 5,
+        "expected many skipped reports, got {skipped} of {}",
+        records.len()
+    );
+    let timeouts = records
+        .iter()
+        .filter(|r| r["error_kind"] == "timeout")
+        .count();
+    assert!(timeouts >= 1, "the hang should time out: {out}");
+}
+
+#[test]
+fn closed_stdout_exits_quietly_with_zero() {
+    let http = HttpServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("t.csv");
+    std::fs::write(&csv, format!("0.05, {}\n", http.url("/fixed"))).expect("write");
+    let mut child = spawn(&[csv.to_str().expect("path")]);
+    // Read two lines, then close the pipe as `| head -2` would.
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    for _ in 0..2 {
+        let line = lines.next().expect("a line").expect("read");
+        serde_json::from_str::<serde_json::Value>(&line).expect("json");
+    }
+    drop(lines);
+    let status = wait(&mut child, Duration::from_secs(10));
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err)
+        .expect("stderr");
+    assert_eq!(status.code(), Some(0), "stderr: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn second_signal_exits_at_once_with_130() {
+    let http = HttpServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("t.csv");
+    // A probe stuck on /hang keeps the graceful stop waiting; the second signal cuts it.
+    std::fs::write(&csv, format!("0.1, {}\n", http.url("/hang"))).expect("write");
+    let mut child = spawn(&["--timeout", "30", csv.to_str().expect("path")]);
+    std::thread::sleep(Duration::from_millis(500));
+    signal(&child, "-TERM");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "should still wait for the hung probe"
+    );
+    signal(&child, "-TERM");
+    let status = wait(&mut child, Duration::from_secs(5));
+    assert_eq!(status.code(), Some(130));
+}
