@@ -20,6 +20,9 @@ pub enum Event {
     SinkFailed(String),
 }
 
+/// A repeat signal sooner than this after the first is the same request.
+const DUPLICATE_WINDOW: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Starts the signal thread: the first SIGINT/SIGTERM becomes an `Event`,
 /// the second exits the process immediately with 130.
 pub fn watch_signals(events: Sender<Event>) -> std::io::Result<()> {
@@ -27,15 +30,22 @@ pub fn watch_signals(events: Sender<Event>) -> std::io::Result<()> {
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            let mut seen = 0;
+            let mut first: Option<std::time::Instant> = None;
             for sig in signals.forever() {
-                seen += 1;
-                if seen == 1 {
-                    log::info!("signal {sig}: stopping (finishing in-flight probes; signal again to exit at once)");
-                    let _ = events.send(Event::Signal(sig));
-                } else {
-                    log::warn!("second signal {sig}: exiting now");
-                    std::process::exit(130);
+                match first {
+                    None => {
+                        first = Some(std::time::Instant::now());
+                        log::info!("signal {sig}: stopping (finishing in-flight probes; signal again to exit at once)");
+                        let _ = events.send(Event::Signal(sig));
+                    }
+                    // `timeout`, `kill 0` and some supervisors deliver one stop
+                    // request twice (to the process and to its group) within
+                    // microseconds: that is not an operator insisting.
+                    Some(at) if at.elapsed() < DUPLICATE_WINDOW => {}
+                    Some(_) => {
+                        log::warn!("second signal {sig}: exiting now");
+                        std::process::exit(130);
+                    }
                 }
             }
         })?;
