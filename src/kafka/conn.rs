@@ -1,0 +1,496 @@
+//! The thin I/O layer: one connection to one broker. TCP connect with a
+//! timeout, optional TLS (rustls), request/response framing with timeouts,
+//! the SASL handshake and ApiVersions negotiation. Everything it decides is
+//! delegated to the sans-IO modules (`protocol`, `sasl`); errors name the
+//! broker and the phase that failed.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::{ApiKey, SaslAuthenticateResponse, SaslHandshakeResponse};
+use kafka_protocol::protocol::{Decodable, Encodable};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+
+use super::config::{KafkaConfig, SaslMechanism};
+use super::protocol::{self, Versions};
+use super::sasl;
+use super::{ErrorKind, KafkaError};
+
+/// Builds the rustls client config once (CA file or webpki roots; client
+/// certificate for mTLS). Errors name the file.
+pub fn tls_config(cfg: &KafkaConfig) -> Result<Option<Arc<ClientConfig>>, KafkaError> {
+    if !cfg.security_protocol.uses_tls() {
+        return Ok(None);
+    }
+    let cerr = |m: String| KafkaError::new(ErrorKind::Config, m);
+    let mut roots = RootCertStore::empty();
+    match &cfg.tls.ca_file {
+        Some(path) => {
+            let iter = CertificateDer::pem_file_iter(path)
+                .map_err(|e| cerr(format!("ssl.ca.location {}: {e}", path.display())))?;
+            for c in iter {
+                let c = c.map_err(|e| cerr(format!("ssl.ca.location {}: {e}", path.display())))?;
+                roots.add(c).map_err(|e| {
+                    cerr(format!(
+                        "ssl.ca.location {}: unusable certificate: {e}",
+                        path.display()
+                    ))
+                })?;
+            }
+            if roots.is_empty() {
+                return Err(cerr(format!(
+                    "ssl.ca.location {}: no certificates found",
+                    path.display()
+                )));
+            }
+        }
+        None => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| cerr(format!("TLS setup: {e}")))?
+        .with_root_certificates(roots);
+    let config = match (&cfg.tls.cert_file, &cfg.tls.key_file) {
+        (Some(cert), Some(key)) => {
+            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+                .map_err(|e| cerr(format!("ssl.certificate.location {}: {e}", cert.display())))?
+                .collect::<Result<_, _>>()
+                .map_err(|e| cerr(format!("ssl.certificate.location {}: {e}", cert.display())))?;
+            if chain.is_empty() {
+                return Err(cerr(format!(
+                    "ssl.certificate.location {}: no certificates found",
+                    cert.display()
+                )));
+            }
+            let key_der = PrivateKeyDer::from_pem_file(key)
+                .map_err(|e| cerr(format!("ssl.key.location {}: {e}", key.display())))?;
+            builder
+                .with_client_auth_cert(chain, key_der)
+                .map_err(|e| cerr(format!("client certificate/key do not fit: {e}")))?
+        }
+        _ => builder.with_no_client_auth(),
+    };
+    Ok(Some(Arc::new(config)))
+}
+
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => &s.sock,
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+fn tls_error(e: &io::Error) -> Option<&rustls::Error> {
+    e.get_ref()?.downcast_ref::<rustls::Error>()
+}
+
+/// TLS failures are not transient network trouble: say so in the kind.
+fn io_kind(e: &io::Error) -> ErrorKind {
+    if tls_error(e).is_some() {
+        ErrorKind::Tls
+    } else {
+        ErrorKind::Network
+    }
+}
+
+/// rustls reports its errors inside io::Error; unwrap them so the message
+/// reads "invalid peer certificate: UnknownIssuer" rather than an I/O kind.
+fn io_detail(e: &io::Error) -> String {
+    if let Some(tls) = tls_error(e) {
+        return tls.to_string();
+    }
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => "timed out".into(),
+        io::ErrorKind::UnexpectedEof => "connection closed by the broker".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// One authenticated connection with negotiated API versions.
+pub struct Conn {
+    addr: String,
+    stream: Stream,
+    client_id: String,
+    next_correlation: i32,
+    pub versions: Versions,
+    /// Correlation ids of requests written but not yet read, in order.
+    pending: std::collections::VecDeque<(i32, ApiKey, i16)>,
+    /// Request bytes written (frames incl. size prefix), for statistics.
+    bytes_written: u64,
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+fn resolve(addr: &str) -> Result<Vec<SocketAddr>, KafkaError> {
+    let addrs: Vec<SocketAddr> = addr
+        .to_socket_addrs()
+        .map_err(|e| {
+            KafkaError::new(
+                ErrorKind::Network,
+                format!("cannot resolve broker {addr}: {e}"),
+            )
+        })?
+        .collect();
+    if addrs.is_empty() {
+        return Err(KafkaError::new(
+            ErrorKind::Network,
+            format!("broker {addr} resolved to no address"),
+        ));
+    }
+    Ok(addrs)
+}
+
+impl Conn {
+    /// Connects, does TLS and SASL as configured, then ApiVersions.
+    /// `timeout` bounds each phase.
+    pub fn open(
+        addr: &str,
+        cfg: &KafkaConfig,
+        tls: Option<&Arc<ClientConfig>>,
+        timeout: Duration,
+    ) -> Result<Conn, KafkaError> {
+        let timeout = timeout.max(Duration::from_millis(10));
+        let net = |m: String| KafkaError::new(ErrorKind::Network, m);
+
+        let mut last = None;
+        let mut tcp = None;
+        for sa in resolve(addr)? {
+            match TcpStream::connect_timeout(&sa, timeout) {
+                Ok(s) => {
+                    tcp = Some(s);
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let tcp = match tcp {
+            Some(t) => t,
+            None => {
+                let why = last.map(|e| io_detail(&e)).unwrap_or_default();
+                return Err(net(format!("cannot connect to broker {addr}: {why}")));
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        tcp.set_read_timeout(Some(timeout))
+            .and_then(|_| tcp.set_write_timeout(Some(timeout)))
+            .map_err(|e| net(format!("socket setup for {addr}: {e}")))?;
+
+        let stream = match tls {
+            None => Stream::Plain(tcp),
+            Some(tls_cfg) => {
+                let host = addr.rsplit_once(':').map(|(h, _)| h).unwrap_or(addr);
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let name = ServerName::try_from(host.to_string()).map_err(|e| {
+                    KafkaError::new(
+                        ErrorKind::Tls,
+                        format!("TLS: bad server name {host:?}: {e}"),
+                    )
+                })?;
+                let mut conn = ClientConnection::new(tls_cfg.clone(), name).map_err(|e| {
+                    KafkaError::new(ErrorKind::Tls, format!("TLS setup for {addr}: {e}"))
+                })?;
+                let mut tcp = tcp;
+                // Drive the handshake here so that its failures are named
+                // as such instead of surfacing in the first request.
+                while conn.is_handshaking() {
+                    if let Err(e) = conn.complete_io(&mut tcp) {
+                        return Err(KafkaError::new(
+                            ErrorKind::Tls,
+                            format!("TLS handshake with {addr} failed: {}", io_detail(&e)),
+                        ));
+                    }
+                }
+                Stream::Tls(Box::new(StreamOwned::new(conn, tcp)))
+            }
+        };
+
+        let mut c = Conn {
+            addr: addr.to_string(),
+            stream,
+            client_id: cfg.client_id.clone(),
+            next_correlation: 1,
+            // Only ApiVersions is used until negotiation replaces this.
+            versions: Versions {
+                produce: 3,
+                metadata: 1,
+                init_producer_id: None,
+                sasl_handshake: None,
+                sasl_authenticate: None,
+                create_topics: None,
+            },
+            pending: Default::default(),
+            bytes_written: 0,
+        };
+        c.negotiate()?;
+        if cfg.security_protocol.uses_sasl()
+            && let Some(s) = &cfg.sasl
+        {
+            c.authenticate(s.mechanism, &s.username, &s.password)?;
+        }
+        Ok(c)
+    }
+
+    pub fn bytes_written(&self) -> u64 {
+        self.bytes_written
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Sets the read/write timeout for the next requests.
+    pub fn set_timeout(&self, t: Duration) {
+        let t = Some(t.max(Duration::from_millis(10)));
+        let s = self.stream.tcp();
+        let _ = s.set_read_timeout(t);
+        let _ = s.set_write_timeout(t);
+    }
+
+    fn negotiate(&mut self) -> Result<(), KafkaError> {
+        let mut version = protocol::API_VERSIONS_FIRST;
+        loop {
+            let req = protocol::api_versions_request(version);
+            let corr = self.write_request(ApiKey::ApiVersions, version, &req, "ApiVersions")?;
+            let frame = self.read_frame("ApiVersions")?;
+            self.pending.pop_front();
+            match protocol::decode_api_versions(version, corr, frame) {
+                Ok(protocol::ApiVersionsReply::Ranges(keys)) => {
+                    self.versions = protocol::negotiate(&keys).map_err(|e| {
+                        KafkaError::new(
+                            ErrorKind::Unsupported,
+                            format!("broker {}: {e}", self.addr),
+                        )
+                    })?;
+                    return Ok(());
+                }
+                Ok(protocol::ApiVersionsReply::UnsupportedVersion) if version > 0 => version = 0,
+                Ok(protocol::ApiVersionsReply::UnsupportedVersion) => {
+                    return Err(self.proto_err("ApiVersions: broker rejected version 0".into()));
+                }
+                Err(e) => return Err(self.proto_err(e.0)),
+            }
+        }
+    }
+
+    fn authenticate(
+        &mut self,
+        mechanism: SaslMechanism,
+        user: &str,
+        password: &str,
+    ) -> Result<(), KafkaError> {
+        let auth_err = |m: String| {
+            KafkaError::new(
+                ErrorKind::Auth,
+                format!("SASL authentication failed for user {user}: {m}"),
+            )
+        };
+        let hv = self.versions.sasl_handshake.ok_or_else(|| {
+            KafkaError::new(
+                ErrorKind::Unsupported,
+                format!("broker {} does not support SASL handshakes", self.addr),
+            )
+        })?;
+        // SaslAuthenticate framing (Kafka ≥ 1.0) needs handshake v1.
+        let av = match (hv, self.versions.sasl_authenticate) {
+            (1, Some(v)) => v,
+            _ => {
+                return Err(KafkaError::new(
+                    ErrorKind::Unsupported,
+                    format!(
+                        "broker {} is too old for SaslAuthenticate (Kafka 1.0+ needed)",
+                        self.addr
+                    ),
+                ));
+            }
+        };
+        let resp: SaslHandshakeResponse = self.call(
+            ApiKey::SaslHandshake,
+            hv,
+            &protocol::sasl_handshake_request(mechanism.name()),
+            "SaslHandshake",
+        )?;
+        protocol::check_sasl_handshake(&resp, mechanism.name()).map_err(auth_err)?;
+
+        let step = |bytes: Vec<u8>, conn: &mut Conn| -> Result<Bytes, KafkaError> {
+            let resp: SaslAuthenticateResponse = conn.call(
+                ApiKey::SaslAuthenticate,
+                av,
+                &protocol::sasl_authenticate_request(bytes),
+                "SaslAuthenticate",
+            )?;
+            protocol::check_sasl_authenticate(resp).map_err(auth_err)
+        };
+        match mechanism {
+            SaslMechanism::Plain => {
+                step(sasl::plain_message(user, password), self)?;
+            }
+            SaslMechanism::ScramSha256 | SaslMechanism::ScramSha512 => {
+                let nonce = fresh_nonce()?;
+                let mut sc = sasl::ScramClient::new(mechanism, user, password, &nonce)
+                    .map_err(|e| auth_err(e.0))?;
+                let server_first = step(sc.client_first(), self)?;
+                let client_final = sc.client_final(&server_first).map_err(|e| auth_err(e.0))?;
+                let server_final = step(client_final, self)?;
+                sc.verify_server_final(&server_final)
+                    .map_err(|e| auth_err(e.0))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn proto_err(&self, m: String) -> KafkaError {
+        KafkaError::new(ErrorKind::Protocol, format!("broker {}: {m}", self.addr))
+    }
+
+    /// Writes one request; returns its correlation id. Used directly for
+    /// pipelining (write to several brokers, then read each).
+    pub fn write_request<T: Encodable>(
+        &mut self,
+        key: ApiKey,
+        version: i16,
+        body: &T,
+        what: &str,
+    ) -> Result<i32, KafkaError> {
+        let corr = self.next_correlation;
+        self.next_correlation = self.next_correlation.wrapping_add(1).max(1);
+        let frame = protocol::encode_request(key, version, corr, &self.client_id, body)
+            .map_err(|e| self.proto_err(e.0))?;
+        if let Err(e) = self
+            .stream
+            .write_all(&frame)
+            .and_then(|_| self.stream.flush())
+        {
+            return Err(KafkaError::new(
+                io_kind(&e),
+                format!(
+                    "sending {what} to broker {} failed: {}",
+                    self.addr,
+                    io_detail(&e)
+                ),
+            ));
+        }
+        self.pending.push_back((corr, key, version));
+        self.bytes_written += frame.len() as u64;
+        Ok(corr)
+    }
+
+    fn read_frame(&mut self, what: &str) -> Result<Bytes, KafkaError> {
+        let read_err = |e: &io::Error, addr: &str| {
+            let hint = match tls_error(e) {
+                // TLS 1.3 reports a refused client certificate only after
+                // the handshake, on the first read.
+                Some(rustls::Error::AlertReceived(_)) => {
+                    " (the broker refused the TLS session: does it require a client certificate?)"
+                }
+                _ => "",
+            };
+            KafkaError::new(
+                io_kind(e),
+                format!(
+                    "reading {what} reply from broker {addr} failed: {}{hint}",
+                    io_detail(e)
+                ),
+            )
+        };
+        let mut len = [0u8; 4];
+        self.stream
+            .read_exact(&mut len)
+            .map_err(|e| read_err(&e, &self.addr))?;
+        let n = protocol::frame_len(len).map_err(|e| self.proto_err(e.0))?;
+        let mut buf = vec![0u8; n];
+        self.stream
+            .read_exact(&mut buf)
+            .map_err(|e| read_err(&e, &self.addr))?;
+        Ok(Bytes::from(buf))
+    }
+
+    /// Reads the reply to the oldest written request.
+    pub fn read_response<T: Decodable>(&mut self, what: &str) -> Result<T, KafkaError> {
+        let (corr, key, version) =
+            self.pending.front().copied().ok_or_else(|| {
+                self.proto_err(format!("no {what} request is waiting for a reply"))
+            })?;
+        let frame = self.read_frame(what)?;
+        self.pending.pop_front();
+        protocol::decode_response(key, version, corr, frame).map_err(|e| self.proto_err(e.0))
+    }
+
+    /// Request and reply.
+    pub fn call<Req: Encodable, Resp: Decodable>(
+        &mut self,
+        key: ApiKey,
+        version: i16,
+        body: &Req,
+        what: &str,
+    ) -> Result<Resp, KafkaError> {
+        self.write_request(key, version, body, what)?;
+        self.read_response(what)
+    }
+
+    /// Forgets a request that gets no reply (Produce with acks=0).
+    pub fn forget_last(&mut self) {
+        self.pending.pop_back();
+    }
+}
+
+/// A SCRAM client nonce: 24 random bytes, base64. Uses the same ring RNG
+/// that rustls uses, so no extra randomness crate is needed.
+fn fresh_nonce() -> Result<String, KafkaError> {
+    use base64::Engine as _;
+    let mut b = [0u8; 24];
+    rustls::crypto::ring::default_provider()
+        .secure_random
+        .fill(&mut b)
+        .map_err(|_| {
+            KafkaError::new(ErrorKind::Auth, "no secure random source for SCRAM".into())
+        })?;
+    Ok(base64::engine::general_purpose::STANDARD.encode(b))
+}
+
+/// Deadline helper: the time left, or an error naming what ran out.
+pub fn remaining(deadline: Instant) -> Option<Duration> {
+    deadline.checked_duration_since(Instant::now())
+}

@@ -1,0 +1,77 @@
+//! A synchronous, pure-Rust Kafka producer: plain OS threads, std
+//! `TcpStream`, rustls, and the `kafka-protocol` codec. It produces
+//! (key, value, timestamp) records; what the bytes mean (Avro) is the
+//! caller's business.
+//!
+//! ```no_run
+//! use latency_logger::kafka::{KafkaConfig, Producer, Record};
+//! let cfg = KafkaConfig::new("localhost:9092");
+//! let producer = Producer::start(cfg)?; // connects, checks the topic
+//! producer.send(Record { key: b"k".to_vec(), value: b"v".to_vec(), timestamp_ms: 0 });
+//! let stats = producer.close(); // flushes within flush_timeout
+//! println!("delivered {}, not delivered {}", stats.delivered, stats.failed + stats.dropped);
+//! # Ok::<(), latency_logger::kafka::KafkaError>(())
+//! ```
+//!
+//! Modules: `config` (settings, `-X` properties), `partitioner` (Java
+//! murmur2), `protocol` (sans-IO frames, versions, errors), `sasl` (PLAIN,
+//! SCRAM), `conn` (the only module doing I/O), `producer` (the thread).
+
+pub mod config;
+pub mod conn;
+pub mod partitioner;
+pub mod producer;
+pub mod protocol;
+pub mod sasl;
+
+pub use config::{Acks, Compression, KafkaConfig, Sasl, SaslMechanism, SecurityProtocol, TlsFiles};
+pub use producer::{Producer, ProducerHandle, RecordSender, Stats};
+pub use protocol::Record;
+
+/// What kind of failure, so callers (and the producer) can tell a bad
+/// password from a broker that is merely down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The configuration cannot work (bad file, bad property).
+    Config,
+    /// TCP: resolve, connect, read, write, timeouts. Transient.
+    Network,
+    /// TLS handshake or certificate problems.
+    Tls,
+    /// SASL: wrong mechanism or credentials.
+    Auth,
+    /// The broker is too old or lacks a needed API.
+    Unsupported,
+    /// Malformed or unexpected bytes from the broker.
+    Protocol,
+    /// The topic is missing or not usable.
+    Topic,
+    /// A broker error code that retrying will not fix.
+    Broker,
+}
+
+/// An error with a message for operators; never contains secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl KafkaError {
+    pub fn new(kind: ErrorKind, message: String) -> Self {
+        KafkaError { kind, message }
+    }
+
+    /// Transient: worth retrying on this or another broker later.
+    pub fn is_transient(&self) -> bool {
+        matches!(self.kind, ErrorKind::Network | ErrorKind::Protocol)
+    }
+}
+
+impl std::fmt::Display for KafkaError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for KafkaError {}

@@ -1,0 +1,1165 @@
+//! The producer: a start-up check done synchronously (so a wrong password or
+//! a missing topic stops the program before it probes anything), then one
+//! thread that owns every broker connection, batches records per partition,
+//! sends them, retries, and flushes at close.
+//!
+//! Ordering and duplicates: each partition has at most one sealed batch at a
+//! time (sent, or waiting to be resent), and a request goes to each broker
+//! only after the previous round's replies were read. A retried batch is
+//! resent byte for byte (same producer id, epoch and base sequence), so with
+//! the idempotent producer a broker that already wrote it answers with the
+//! original offset instead of writing it twice.
+//!
+//! Memory: callers never block. Records wait in a bounded channel; when it
+//! is full the oldest record is dropped and counted. The thread holds at
+//! most a quarter of `buffer` itself, so the total stays within `buffer`.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use kafka_protocol::messages::{
+    ApiKey, CreateTopicsResponse, InitProducerIdResponse, MetadataResponse, ProduceResponse,
+};
+use log::{debug, error, info, warn};
+use rustls::ClientConfig;
+
+use super::config::{Acks, KafkaConfig};
+use super::conn::Conn;
+use super::partitioner::partition_for;
+use super::protocol::{
+    self, ClusterMeta, ErrorClass, ProducerIdentity, Record, classify, error_name,
+};
+use super::{ErrorKind, KafkaError};
+
+/// Outcome counts, returned by [`ProducerHandle::close`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Acknowledged by Kafka (or written, with acks=0).
+    pub delivered: u64,
+    /// Rejected by Kafka, or still pending when the flush time ran out.
+    pub failed: u64,
+    /// Dropped because the buffer was full (oldest first) or sent after close.
+    pub dropped: u64,
+    /// Bytes of Produce requests written to brokers (retries included).
+    pub produce_bytes: u64,
+}
+
+/// Drop warnings are rate-limited to one per this interval.
+const DROP_WARN_EVERY: Duration = Duration::from_secs(10);
+/// Longest the thread sleeps without looking at the close flag.
+const MAX_IDLE: Duration = Duration::from_millis(50);
+
+struct Shared {
+    closing: AtomicBool,
+    delivered: AtomicU64,
+    failed: AtomicU64,
+    dropped: AtomicU64,
+    produce_bytes: AtomicU64,
+    start: Instant,
+    /// Milliseconds since `start` of the last drop warning, +1 (0 = never).
+    last_drop_warn: AtomicU64,
+    buffer: usize,
+}
+
+impl Shared {
+    fn note_drop(&self) {
+        let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = self.start.elapsed().as_millis() as u64 + 1;
+        let last = self.last_drop_warn.load(Ordering::Relaxed);
+        let due = last == 0 || now.saturating_sub(last) >= DROP_WARN_EVERY.as_millis() as u64;
+        if due
+            && self
+                .last_drop_warn
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            warn!(
+                "Kafka buffer full ({} records held): dropping the oldest records, {n} dropped so far",
+                self.buffer
+            );
+        }
+    }
+
+    fn stats(&self) -> Stats {
+        Stats {
+            delivered: self.delivered.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            dropped: self.dropped.load(Ordering::Relaxed),
+            produce_bytes: self.produce_bytes.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A cheap, cloneable way to hand records to the producer from any thread.
+#[derive(Clone)]
+pub struct RecordSender {
+    tx: Sender<Record>,
+    // Held so that a full channel can drop its oldest record.
+    rx: Receiver<Record>,
+    shared: Arc<Shared>,
+}
+
+impl RecordSender {
+    /// Queues a record; never blocks. When the buffer is full the oldest
+    /// queued record is dropped to make room.
+    pub fn send(&self, record: Record) {
+        if self.shared.closing.load(Ordering::Acquire) {
+            self.shared.note_drop();
+            return;
+        }
+        let mut r = record;
+        loop {
+            match self.tx.try_send(r) {
+                Ok(()) => return,
+                Err(TrySendError::Full(back)) => {
+                    r = back;
+                    if self.rx.try_recv().is_ok() {
+                        self.shared.note_drop();
+                    }
+                }
+                Err(TrySendError::Disconnected(_)) => {
+                    // Cannot happen while we hold `rx`; count it rather than panic.
+                    self.shared.note_drop();
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// The running producer. `send` from any thread; `close` once at the end.
+pub struct ProducerHandle {
+    sender: RecordSender,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ProducerHandle {
+    pub fn send(&self, record: Record) {
+        self.sender.send(record)
+    }
+
+    /// A clone-able sender for worker threads.
+    pub fn sender(&self) -> RecordSender {
+        self.sender.clone()
+    }
+
+    /// Counts so far (delivered, failed, dropped).
+    pub fn stats(&self) -> Stats {
+        self.sender.shared.stats()
+    }
+
+    /// Stops accepting records, delivers what is pending within
+    /// `flush_timeout`, and returns the final counts.
+    pub fn close(mut self) -> Stats {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Stats {
+        let shared = &self.sender.shared;
+        shared.closing.store(true, Ordering::Release);
+        if let Some(t) = self.thread.take()
+            && t.join().is_err()
+        {
+            error!("Kafka producer thread panicked; pending records are lost");
+        }
+        // Anything that slipped in after the thread's last look.
+        while self.sender.rx.try_recv().is_ok() {
+            shared.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        shared.stats()
+    }
+}
+
+impl Drop for ProducerHandle {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            self.shutdown();
+        }
+    }
+}
+
+/// Entry point: `Producer::start(cfg)`.
+pub struct Producer;
+
+impl Producer {
+    /// Validates `cfg`, connects to a bootstrap broker (TLS, SASL,
+    /// ApiVersions), checks the topic, then starts the producer thread.
+    pub fn start(cfg: KafkaConfig) -> Result<ProducerHandle, KafkaError> {
+        cfg.validate()
+            .map_err(|m| KafkaError::new(ErrorKind::Config, format!("Kafka config: {m}")))?;
+        let tls = super::conn::tls_config(&cfg)?;
+        let mut w = Worker::new(cfg, tls)?;
+        w.startup_check()?;
+
+        let thread_limit = (w.cfg.buffer / 4).max(1);
+        let capacity = w.cfg.buffer.saturating_sub(thread_limit).max(1);
+        let (tx, rx) = crossbeam_channel::bounded(capacity);
+        let shared = Arc::new(Shared {
+            closing: AtomicBool::new(false),
+            delivered: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            produce_bytes: AtomicU64::new(0),
+            start: Instant::now(),
+            last_drop_warn: AtomicU64::new(0),
+            buffer: w.cfg.buffer,
+        });
+        w.rx = Some(rx.clone());
+        w.shared = Some(shared.clone());
+        w.thread_limit = thread_limit;
+        let thread = std::thread::Builder::new()
+            .name("kafka-producer".into())
+            .spawn(move || w.run())
+            .map_err(|e| {
+                KafkaError::new(
+                    ErrorKind::Config,
+                    format!("cannot start producer thread: {e}"),
+                )
+            })?;
+        Ok(ProducerHandle {
+            sender: RecordSender { tx, rx, shared },
+            thread: Some(thread),
+        })
+    }
+}
+
+/// A sealed batch for one partition: sent, or waiting to be resent as is.
+struct Batch {
+    records: Vec<Record>,
+    bytes: usize,
+    base_sequence: i32,
+    pid: ProducerIdentity,
+    encoded: bytes::Bytes,
+    attempts: u32,
+    retry_at: Instant,
+}
+
+#[derive(Default)]
+struct PartState {
+    queue: VecDeque<Record>,
+    queue_bytes: usize,
+    first_at: Option<Instant>,
+    batch: Option<Batch>,
+    next_sequence: i32,
+}
+
+struct Worker {
+    cfg: KafkaConfig,
+    tls: Option<Arc<ClientConfig>>,
+    rx: Option<Receiver<Record>>,
+    shared: Option<Arc<Shared>>,
+    thread_limit: usize,
+    conns: HashMap<String, Conn>,
+    meta: ClusterMeta,
+    meta_stale: bool,
+    meta_failures: u32,
+    next_meta_at: Instant,
+    parts: Vec<PartState>,
+    held_records: usize,
+    held_bytes: usize,
+    idempotent: bool,
+    pid: ProducerIdentity,
+    pid_failures: u32,
+    next_pid_at: Instant,
+    /// Set while no broker answers; for one warning and one recovery line.
+    outage_since: Option<Instant>,
+}
+
+fn backoff(cfg: &KafkaConfig, attempts: u32) -> Duration {
+    let exp = attempts.saturating_sub(1).min(16);
+    let d = cfg.retry_backoff.saturating_mul(1u32 << exp);
+    d.min(cfg.retry_backoff_max)
+}
+
+impl Worker {
+    fn new(cfg: KafkaConfig, tls: Option<Arc<ClientConfig>>) -> Result<Self, KafkaError> {
+        let now = Instant::now();
+        Ok(Worker {
+            cfg,
+            tls,
+            rx: None,
+            shared: None,
+            thread_limit: 1,
+            conns: HashMap::new(),
+            meta: ClusterMeta {
+                brokers: Vec::new(),
+                topic_error: 0,
+                partitions: Vec::new(),
+            },
+            meta_stale: true,
+            meta_failures: 0,
+            next_meta_at: now,
+            parts: Vec::new(),
+            held_records: 0,
+            held_bytes: 0,
+            idempotent: false,
+            pid: ProducerIdentity::NONE,
+            pid_failures: 0,
+            next_pid_at: now,
+            outage_since: None,
+        })
+    }
+
+    fn io_timeout(&self) -> Duration {
+        // The broker answers a Produce within timeout_ms; leave it a margin.
+        self.cfg.request_timeout + Duration::from_secs(2)
+    }
+
+    /// Opens (or reuses) a connection to `addr`.
+    fn conn(&mut self, addr: &str, timeout: Duration) -> Result<&mut Conn, KafkaError> {
+        if !self.conns.contains_key(addr) {
+            let c = Conn::open(addr, &self.cfg, self.tls.as_ref(), timeout)?;
+            debug!("Kafka: connected to {addr}");
+            self.conns.insert(addr.to_string(), c);
+        }
+        let c = self.conns.get_mut(addr).ok_or_else(|| {
+            KafkaError::new(ErrorKind::Network, format!("connection to {addr} vanished"))
+        })?;
+        c.set_timeout(timeout);
+        Ok(c)
+    }
+
+    /// Brokers to ask for metadata: open connections, known brokers, bootstrap.
+    fn candidates(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.conns.keys().cloned().collect();
+        for b in &self.meta.brokers {
+            if !v.contains(&b.addr) {
+                v.push(b.addr.clone());
+            }
+        }
+        for b in &self.cfg.bootstrap {
+            if !v.contains(b) {
+                v.push(b.clone());
+            }
+        }
+        v
+    }
+
+    fn fetch_metadata(
+        &mut self,
+        allow_auto_create: bool,
+        timeout: Duration,
+    ) -> Result<ClusterMeta, KafkaError> {
+        let mut errors: Vec<KafkaError> = Vec::new();
+        for addr in self.candidates() {
+            let topic = self.cfg.topic.clone();
+            let result = self.conn(&addr, timeout).and_then(|c| {
+                let v = c.versions.metadata;
+                let resp: MetadataResponse = c.call(
+                    ApiKey::Metadata,
+                    v,
+                    &protocol::metadata_request(&topic, allow_auto_create, v),
+                    "Metadata",
+                )?;
+                protocol::parse_metadata(&resp, &topic).map_err(|e| {
+                    KafkaError::new(ErrorKind::Protocol, format!("broker {addr}: {e}"))
+                })
+            });
+            match result {
+                Ok(m) => return Ok(m),
+                Err(e) => {
+                    self.conns.remove(&addr);
+                    // Credentials and certificates fail the same way on every
+                    // broker: no point hiding them behind a network error.
+                    if !e.is_transient() {
+                        return Err(e);
+                    }
+                    errors.push(e);
+                }
+            }
+        }
+        let msg = errors
+            .iter()
+            .map(|e| e.message.as_str())
+            .collect::<Vec<_>>()
+            .join("; ");
+        Err(KafkaError::new(
+            ErrorKind::Network,
+            format!("no Kafka broker reachable: {msg}"),
+        ))
+    }
+
+    /// The synchronous start-up check.
+    fn startup_check(&mut self) -> Result<(), KafkaError> {
+        let timeout = self.cfg.request_timeout;
+        let mut meta = self.fetch_metadata(false, timeout)?;
+        if meta.topic_error == 3 {
+            if !self.cfg.create_topic {
+                return Err(KafkaError::new(
+                    ErrorKind::Topic,
+                    format!(
+                        "Kafka topic {} does not exist (brokers: {}); create it, or allow creating it",
+                        self.cfg.topic,
+                        self.cfg.bootstrap.join(",")
+                    ),
+                ));
+            }
+            meta = self.create_topic()?;
+        }
+        match meta.topic_error {
+            0 | 5 => {}
+            c => {
+                let kind = if classify(c) == ErrorClass::Retriable {
+                    ErrorKind::Network
+                } else {
+                    ErrorKind::Topic
+                };
+                return Err(KafkaError::new(
+                    kind,
+                    format!("Kafka topic {}: {}", self.cfg.topic, error_name(c)),
+                ));
+            }
+        }
+        if meta.partitions.is_empty() {
+            return Err(KafkaError::new(
+                ErrorKind::Topic,
+                format!("Kafka topic {} has no partitions yet", self.cfg.topic),
+            ));
+        }
+        info!(
+            "Kafka: topic {} has {} partitions on {} brokers",
+            self.cfg.topic,
+            meta.partitions.len(),
+            meta.brokers.len()
+        );
+        self.apply_metadata(meta);
+
+        if self.cfg.wants_idempotence() {
+            self.idempotent = self
+                .conns
+                .values()
+                .any(|c| c.versions.init_producer_id.is_some());
+            if self.idempotent {
+                if let Err(e) = self.init_producer_id() {
+                    if !e.is_transient() {
+                        warn!(
+                            "Kafka: idempotent producer not available ({e}); continuing without it"
+                        );
+                        self.idempotent = false;
+                    } else {
+                        warn!("Kafka: could not get a producer id yet ({e}); will retry");
+                    }
+                }
+            } else {
+                info!("Kafka: broker does not support idempotent producers; retries may duplicate");
+            }
+        }
+        Ok(())
+    }
+
+    fn create_topic(&mut self) -> Result<ClusterMeta, KafkaError> {
+        let timeout = self.cfg.request_timeout;
+        let topic = self.cfg.topic.clone();
+        let parts = self.cfg.create_topic_partitions;
+        let tmo = timeout.as_millis().min(i32::MAX as u128) as i32;
+        let addr = self.candidates().into_iter().next().unwrap_or_default();
+        let conn = self.conn(&addr, timeout)?;
+        match conn.versions.create_topics {
+            Some(v) => {
+                let resp: CreateTopicsResponse = conn.call(
+                    ApiKey::CreateTopics,
+                    v,
+                    &protocol::create_topics_request(&topic, parts, tmo),
+                    "CreateTopics",
+                )?;
+                if let Err(m) = protocol::check_create_topics(&resp, &topic) {
+                    // NOT_CONTROLLER (old ZooKeeper clusters): fall back to
+                    // auto-creation through Metadata below.
+                    if !m.contains("(41)") {
+                        return Err(KafkaError::new(ErrorKind::Topic, m));
+                    }
+                }
+                info!("Kafka: created topic {topic}");
+            }
+            None => debug!("Kafka: no CreateTopics; relying on auto-creation"),
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let m = self.fetch_metadata(true, timeout)?;
+            if m.topic_error == 0
+                && !m.partitions.is_empty()
+                && m.partitions.iter().all(|p| p.leader >= 0)
+            {
+                return Ok(m);
+            }
+            if Instant::now() >= deadline {
+                return Err(KafkaError::new(
+                    ErrorKind::Topic,
+                    format!(
+                        "Kafka topic {topic} was not ready within {:?}: {}",
+                        timeout,
+                        error_name(m.topic_error)
+                    ),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn apply_metadata(&mut self, meta: ClusterMeta) {
+        let n = meta.partitions.len();
+        if n > self.parts.len() {
+            self.parts.resize_with(n, PartState::default);
+        }
+        let healthy = meta.topic_error == 0 && meta.partitions.iter().all(|p| p.leader >= 0);
+        self.meta = meta;
+        self.meta_stale = !healthy;
+        if healthy {
+            self.meta_failures = 0;
+        } else {
+            self.meta_failures += 1;
+            self.next_meta_at = Instant::now() + backoff(&self.cfg, self.meta_failures);
+        }
+    }
+
+    fn leader_addr(&self, partition: i32) -> Option<String> {
+        let p = self.meta.partitions.get(partition as usize)?;
+        if p.leader < 0 {
+            return None;
+        }
+        self.meta
+            .brokers
+            .iter()
+            .find(|b| b.id == p.leader)
+            .map(|b| b.addr.clone())
+    }
+
+    fn init_producer_id(&mut self) -> Result<(), KafkaError> {
+        let timeout = self.io_timeout();
+        let tmo = self.cfg.request_timeout.as_millis().min(i32::MAX as u128) as i32;
+        let mut last = None;
+        for addr in self.candidates() {
+            let r = self.conn(&addr, timeout).and_then(|c| {
+                let v = c.versions.init_producer_id.ok_or_else(|| {
+                    KafkaError::new(
+                        ErrorKind::Unsupported,
+                        format!("broker {addr} lacks InitProducerId"),
+                    )
+                })?;
+                let resp: InitProducerIdResponse = c.call(
+                    ApiKey::InitProducerId,
+                    v,
+                    &protocol::init_producer_id_request(tmo),
+                    "InitProducerId",
+                )?;
+                protocol::parse_init_producer_id(&resp).map_err(|code| {
+                    let kind = if classify(code) == ErrorClass::Retriable {
+                        ErrorKind::Network
+                    } else {
+                        ErrorKind::Broker
+                    };
+                    KafkaError::new(
+                        kind,
+                        format!("InitProducerId on {addr}: {}", error_name(code)),
+                    )
+                })
+            });
+            match r {
+                Ok((id, epoch)) => {
+                    self.pid = ProducerIdentity { id, epoch };
+                    self.pid_failures = 0;
+                    info!("Kafka: idempotent producer id {id} epoch {epoch}");
+                    self.renumber_batches();
+                    return Ok(());
+                }
+                Err(e)
+                    if e.kind == ErrorKind::Network && e.message.starts_with("InitProducerId") =>
+                {
+                    last = Some(e);
+                }
+                Err(e) if e.is_transient() => {
+                    self.conns.remove(&addr);
+                    last = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        self.pid_failures += 1;
+        self.next_pid_at = Instant::now() + backoff(&self.cfg, self.pid_failures);
+        Err(last.unwrap_or_else(|| {
+            KafkaError::new(ErrorKind::Network, "no broker for InitProducerId".into())
+        }))
+    }
+
+    /// After a new producer id: sequences restart at 0 in every partition,
+    /// and a batch still waiting is re-stamped (it was not accepted under
+    /// the old id, or we would not be here).
+    fn renumber_batches(&mut self) {
+        let pid = self.pid;
+        let compression = self.cfg.compression;
+        let base = if pid.is_some() { 0 } else { -1 };
+        for p in &mut self.parts {
+            p.next_sequence = 0;
+            if let Some(b) = &mut p.batch {
+                match protocol::encode_batch(&b.records, compression, pid, base) {
+                    Ok(enc) => {
+                        b.encoded = enc;
+                        b.pid = pid;
+                        b.base_sequence = base;
+                        if pid.is_some() {
+                            p.next_sequence = b.records.len() as i32;
+                        }
+                    }
+                    Err(e) => error!("Kafka: re-encoding a batch failed: {e}"),
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ the thread
+
+    fn shared(&self) -> Option<&Arc<Shared>> {
+        self.shared.as_ref()
+    }
+
+    fn count(&self, delivered: u64, failed: u64) {
+        if let Some(s) = self.shared() {
+            s.delivered.fetch_add(delivered, Ordering::Relaxed);
+            s.failed.fetch_add(failed, Ordering::Relaxed);
+        }
+    }
+
+    fn place(&mut self, r: Record) {
+        let n = self.parts.len().max(1) as i32;
+        let p = partition_for(&r.key, n) as usize;
+        if p >= self.parts.len() {
+            self.parts.resize_with(p + 1, PartState::default);
+        }
+        let size = protocol::record_size_estimate(&r);
+        let ps = &mut self.parts[p];
+        if ps.first_at.is_none() {
+            ps.first_at = Some(Instant::now());
+        }
+        ps.queue_bytes += size;
+        ps.queue.push_back(r);
+        self.held_records += 1;
+        self.held_bytes += size;
+    }
+
+    fn room(&self) -> bool {
+        let byte_cap = self
+            .cfg
+            .batch_max_bytes
+            .saturating_mul(self.parts.len().max(1))
+            .saturating_mul(2);
+        self.held_records < self.thread_limit && self.held_bytes < byte_cap
+    }
+
+    /// Moves records from the channel into partition queues; waits up to
+    /// `wait` for the first one.
+    fn pull(&mut self, wait: Duration) {
+        let Some(rx) = self.rx.clone() else { return };
+        if self.room() {
+            match rx.recv_timeout(wait) {
+                Ok(r) => self.place(r),
+                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => return,
+            }
+        } else {
+            std::thread::sleep(wait);
+        }
+        while self.room() {
+            match rx.try_recv() {
+                Ok(r) => self.place(r),
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Seals queued records into batches where linger or size says so.
+    fn seal(&mut self, now: Instant, flushing: bool) {
+        if self.idempotent && !self.pid.is_some() {
+            return; // wait for a producer id so sequences are meaningful
+        }
+        let max = self.cfg.batch_max_bytes;
+        let linger = self.cfg.linger;
+        let compression = self.cfg.compression;
+        let pid = if self.idempotent {
+            self.pid
+        } else {
+            ProducerIdentity::NONE
+        };
+        for ps in &mut self.parts {
+            if ps.batch.is_some() || ps.queue.is_empty() {
+                continue;
+            }
+            let due = flushing
+                || ps.queue_bytes >= max
+                || ps.first_at.is_some_and(|t| now.duration_since(t) >= linger);
+            if !due {
+                continue;
+            }
+            let mut records = Vec::new();
+            let mut bytes = 0;
+            while let Some(r) = ps.queue.front() {
+                let s = protocol::record_size_estimate(r);
+                if !records.is_empty() && bytes + s > max {
+                    break;
+                }
+                bytes += s;
+                if let Some(r) = ps.queue.pop_front() {
+                    records.push(r);
+                }
+            }
+            ps.queue_bytes -= bytes;
+            ps.first_at = if ps.queue.is_empty() { None } else { Some(now) };
+            let base_sequence = if pid.is_some() { ps.next_sequence } else { -1 };
+            match protocol::encode_batch(&records, compression, pid, base_sequence) {
+                Ok(encoded) => {
+                    if pid.is_some() {
+                        ps.next_sequence = ps.next_sequence.wrapping_add(records.len() as i32);
+                    }
+                    ps.batch = Some(Batch {
+                        records,
+                        bytes,
+                        base_sequence,
+                        pid,
+                        encoded,
+                        attempts: 0,
+                        retry_at: now,
+                    });
+                }
+                Err(e) => {
+                    error!(
+                        "Kafka: cannot encode a batch of {} records: {e}",
+                        records.len()
+                    );
+                    self.held_records -= records.len();
+                    self.held_bytes -= bytes;
+                    if let Some(s) = &self.shared {
+                        s.failed.fetch_add(records.len() as u64, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Finishes a batch (delivered or failed) and frees its room.
+    fn finish(&mut self, partition: usize, delivered: bool) {
+        if let Some(b) = self.parts.get_mut(partition).and_then(|p| p.batch.take()) {
+            let n = b.records.len();
+            self.held_records -= n;
+            self.held_bytes -= b.bytes;
+            if delivered {
+                self.count(n as u64, 0);
+            } else {
+                self.count(0, n as u64);
+            }
+        }
+    }
+
+    /// A batch must be resent later, unchanged.
+    fn retry_later(&mut self, partition: usize) {
+        let now = Instant::now();
+        let cfg = &self.cfg;
+        if let Some(b) = self.parts.get_mut(partition).and_then(|p| p.batch.as_mut()) {
+            b.attempts += 1;
+            b.retry_at = now + backoff(cfg, b.attempts);
+        }
+        self.meta_stale = true;
+    }
+
+    fn note_outage(&mut self, e: &KafkaError) {
+        if self.outage_since.is_none() {
+            warn!("Kafka unavailable, records wait in the buffer: {e}");
+            self.outage_since = Some(Instant::now());
+        } else {
+            debug!("Kafka still unavailable: {e}");
+        }
+    }
+
+    fn note_recovered(&mut self) {
+        if let Some(t) = self.outage_since.take() {
+            info!(
+                "Kafka reachable again after {:.1} s",
+                t.elapsed().as_secs_f64()
+            );
+        }
+    }
+
+    fn refresh_metadata(&mut self, timeout: Duration) {
+        match self.fetch_metadata(false, timeout) {
+            Ok(m) => {
+                if m.topic_error != 0 {
+                    warn!(
+                        "Kafka topic {}: {}",
+                        self.cfg.topic,
+                        error_name(m.topic_error)
+                    );
+                }
+                self.apply_metadata(m);
+                if !self.meta_stale {
+                    self.note_recovered();
+                }
+            }
+            Err(e) => {
+                self.note_outage(&e);
+                self.meta_failures += 1;
+                self.next_meta_at = Instant::now() + backoff(&self.cfg, self.meta_failures);
+            }
+        }
+    }
+
+    /// One round: a Produce request to every leader with ready batches,
+    /// written to all first, then every reply read.
+    fn send_round(&mut self, now: Instant, timeout: Duration) {
+        let mut by_leader: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, ps) in self.parts.iter().enumerate() {
+            if let Some(b) = &ps.batch
+                && b.retry_at <= now
+            {
+                match self.leader_addr(i as i32) {
+                    Some(a) => by_leader.entry(a).or_default().push(i),
+                    None => self.meta_stale = true,
+                }
+            }
+        }
+        if by_leader.is_empty() {
+            return;
+        }
+        let acks = self.cfg.acks.wire();
+        let tmo = self.cfg.request_timeout.as_millis().min(i32::MAX as u128) as i32;
+        let topic = self.cfg.topic.clone();
+        let mut waiting: Vec<(String, Vec<usize>)> = Vec::new();
+        for (addr, parts) in by_leader {
+            let batches: Vec<(i32, bytes::Bytes)> = parts
+                .iter()
+                .filter_map(|&i| {
+                    self.parts[i]
+                        .batch
+                        .as_ref()
+                        .map(|b| (i as i32, b.encoded.clone()))
+                })
+                .collect();
+            let req = protocol::produce_request(&topic, acks, tmo, batches);
+            let sent = self.conn(&addr, timeout).and_then(|c| {
+                let v = c.versions.produce;
+                let before = c.bytes_written();
+                c.write_request(ApiKey::Produce, v, &req, "Produce")?;
+                Ok(c.bytes_written() - before)
+            });
+            if let (Ok(n), Some(s)) = (&sent, &self.shared) {
+                s.produce_bytes.fetch_add(*n, Ordering::Relaxed);
+            }
+            match sent {
+                Ok(_) if self.cfg.acks == Acks::None => {
+                    if let Some(c) = self.conns.get_mut(&addr) {
+                        c.forget_last();
+                    }
+                    for i in parts {
+                        self.finish(i, true);
+                    }
+                }
+                Ok(_) => waiting.push((addr, parts)),
+                Err(e) => {
+                    self.conns.remove(&addr);
+                    self.fail_request(&parts, &e);
+                }
+            }
+        }
+        for (addr, parts) in waiting {
+            let reply = match self.conns.get_mut(&addr) {
+                Some(c) => c.read_response::<ProduceResponse>("Produce"),
+                None => Err(KafkaError::new(
+                    ErrorKind::Network,
+                    format!("connection to {addr} lost"),
+                )),
+            };
+            match reply {
+                Ok(resp) => {
+                    self.note_recovered();
+                    self.handle_produce(&addr, &parts, &resp);
+                }
+                Err(e) => {
+                    self.conns.remove(&addr);
+                    self.fail_request(&parts, &e);
+                }
+            }
+        }
+    }
+
+    /// The whole request failed (connection): every batch in it is resent.
+    fn fail_request(&mut self, parts: &[usize], e: &KafkaError) {
+        if e.is_transient() {
+            self.note_outage(e);
+            for &i in parts {
+                self.retry_later(i);
+            }
+        } else {
+            // TLS or SASL failing on reconnect: keep retrying (an operator
+            // may be rotating credentials) but say so loudly.
+            error!("Kafka: {e}");
+            for &i in parts {
+                self.retry_later(i);
+            }
+        }
+    }
+
+    fn handle_produce(&mut self, addr: &str, parts: &[usize], resp: &ProduceResponse) {
+        let results = protocol::parse_produce(resp, &self.cfg.topic);
+        let mut reset_producer = false;
+        for &i in parts {
+            let Some(r) = results.iter().find(|r| r.partition == i as i32) else {
+                warn!("Kafka: broker {addr} did not answer for partition {i}; resending");
+                self.retry_later(i);
+                continue;
+            };
+            if r.error_code == 0 {
+                self.finish(i, true);
+                continue;
+            }
+            let attempts = self.parts[i]
+                .batch
+                .as_ref()
+                .map(|b| b.attempts)
+                .unwrap_or(0);
+            match classify(r.error_code) {
+                ErrorClass::Duplicate => self.finish(i, true),
+                ErrorClass::Retriable => {
+                    let lvl = if attempts == 0 {
+                        log::Level::Info
+                    } else {
+                        log::Level::Warn
+                    };
+                    log::log!(
+                        lvl,
+                        "Kafka: partition {i} on {addr}: {}; retrying",
+                        error_name(r.error_code)
+                    );
+                    self.retry_later(i);
+                }
+                ErrorClass::ResetProducer if self.idempotent => {
+                    warn!(
+                        "Kafka: partition {i}: {}; getting a new producer id",
+                        error_name(r.error_code)
+                    );
+                    reset_producer = true;
+                    self.retry_later(i);
+                }
+                ErrorClass::ResetProducer | ErrorClass::Fatal => {
+                    let n = self.parts[i]
+                        .batch
+                        .as_ref()
+                        .map(|b| b.records.len())
+                        .unwrap_or(0);
+                    error!(
+                        "Kafka: {n} records for partition {i} rejected by {addr}: {}{}",
+                        error_name(r.error_code),
+                        r.error_message
+                            .as_deref()
+                            .map(|m| format!(": {m}"))
+                            .unwrap_or_default()
+                    );
+                    self.finish(i, false);
+                    // A hole in the sequence would make every later batch
+                    // OUT_OF_ORDER: start a new producer id.
+                    if self.idempotent {
+                        reset_producer = true;
+                    }
+                }
+            }
+        }
+        if reset_producer {
+            self.pid = ProducerIdentity::NONE;
+            self.next_pid_at = Instant::now();
+        }
+    }
+
+    fn next_wake(&self, now: Instant, flushing: bool) -> Duration {
+        let mut next = now + MAX_IDLE;
+        for ps in &self.parts {
+            match &ps.batch {
+                Some(b) => next = next.min(b.retry_at),
+                None => {
+                    if let Some(t) = ps.first_at {
+                        next = next.min(if flushing { now } else { t + self.cfg.linger });
+                    }
+                }
+            }
+        }
+        if self.meta_stale {
+            next = next.min(self.next_meta_at);
+        }
+        next.saturating_duration_since(now)
+    }
+
+    fn run(mut self) {
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        let mut deadline: Option<Instant> = None;
+        loop {
+            let now = Instant::now();
+            let closing = shared.closing.load(Ordering::Acquire);
+            if closing && deadline.is_none() {
+                deadline = Some(now + self.cfg.flush_timeout);
+            }
+            if let Some(d) = deadline
+                && now >= d
+            {
+                break;
+            }
+            let timeout = match deadline {
+                Some(d) => d.saturating_duration_since(now).min(self.io_timeout()),
+                None => self.io_timeout(),
+            };
+
+            let wait = self.next_wake(now, closing);
+            self.pull(wait);
+            let now = Instant::now();
+            if closing && self.held_records == 0 && self.rx.as_ref().is_none_or(|r| r.is_empty()) {
+                break;
+            }
+            if self.meta_stale && now >= self.next_meta_at {
+                self.refresh_metadata(timeout);
+            }
+            if self.idempotent
+                && !self.pid.is_some()
+                && now >= self.next_pid_at
+                && let Err(e) = self.init_producer_id()
+            {
+                if e.is_transient() {
+                    self.note_outage(&e);
+                } else {
+                    warn!("Kafka: idempotent producer not available ({e}); continuing without it");
+                    self.idempotent = false;
+                    self.pid = ProducerIdentity::NONE;
+                    self.renumber_batches();
+                }
+            }
+            let flushing = closing;
+            self.seal(now, flushing);
+            self.send_round(now, timeout);
+        }
+        // Whatever is still here was not delivered in time.
+        let mut left = self.held_records as u64;
+        if let Some(rx) = &self.rx {
+            while rx.try_recv().is_ok() {
+                left += 1;
+            }
+        }
+        if left > 0 {
+            warn!("Kafka: flush time ran out with {left} records undelivered");
+        }
+        self.count(0, left);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let cfg = KafkaConfig::default();
+        assert_eq!(backoff(&cfg, 1), Duration::from_millis(100));
+        assert_eq!(backoff(&cfg, 2), Duration::from_millis(200));
+        assert_eq!(backoff(&cfg, 4), Duration::from_millis(800));
+        assert_eq!(backoff(&cfg, 10), Duration::from_secs(5));
+        assert_eq!(backoff(&cfg, 1000), Duration::from_secs(5));
+    }
+
+    fn test_sender(buffer: usize) -> RecordSender {
+        let (tx, rx) = crossbeam_channel::bounded(buffer);
+        RecordSender {
+            tx,
+            rx,
+            shared: Arc::new(Shared {
+                closing: AtomicBool::new(false),
+                delivered: AtomicU64::new(0),
+                failed: AtomicU64::new(0),
+                dropped: AtomicU64::new(0),
+                produce_bytes: AtomicU64::new(0),
+                start: Instant::now(),
+                last_drop_warn: AtomicU64::new(0),
+                buffer,
+            }),
+        }
+    }
+
+    fn rec(i: u8) -> Record {
+        Record {
+            key: vec![i],
+            value: vec![i],
+            timestamp_ms: i as i64,
+        }
+    }
+
+    #[test]
+    fn full_buffer_drops_the_oldest() {
+        let s = test_sender(3);
+        for i in 0..5 {
+            s.send(rec(i));
+        }
+        assert_eq!(s.shared.stats().dropped, 2);
+        let kept: Vec<u8> = s.rx.try_iter().map(|r| r.key[0]).collect();
+        assert_eq!(kept, vec![2, 3, 4]);
+        s.shared.closing.store(true, Ordering::Release);
+        s.send(rec(9));
+        assert_eq!(s.shared.stats().dropped, 3);
+        assert!(s.rx.is_empty());
+    }
+
+    #[test]
+    fn sealing_respects_linger_size_and_order() {
+        let mut cfg = KafkaConfig::new("x:1");
+        cfg.batch_max_bytes = 1024;
+        cfg.linger = Duration::from_secs(3600);
+        let mut w = Worker::new(cfg, None).unwrap();
+        w.parts.resize_with(1, PartState::default);
+        w.thread_limit = 1000;
+        for i in 0..10 {
+            w.place(Record {
+                key: vec![1],
+                value: vec![i; 200],
+                timestamp_ms: 0,
+            });
+        }
+        let now = Instant::now();
+        // 10 × ~221 bytes > 1024: one full batch is sealed despite linger.
+        w.seal(now, false);
+        let b = w.parts[0].batch.as_ref().unwrap();
+        assert_eq!(b.records.len(), 4);
+        assert_eq!(b.records[0].value[0], 0);
+        assert_eq!(b.base_sequence, -1);
+        // Nothing more is sealed while that batch is out.
+        w.seal(now, true);
+        assert_eq!(w.parts[0].queue.len(), 6);
+        w.finish(0, true);
+        assert_eq!(w.held_records, 6);
+        w.seal(now, true);
+        assert_eq!(w.parts[0].batch.as_ref().unwrap().records[0].value[0], 4);
+    }
+
+    #[test]
+    fn idempotent_sequences_advance_and_retries_keep_bytes() {
+        let mut w = Worker::new(KafkaConfig::new("x:1"), None).unwrap();
+        w.parts.resize_with(1, PartState::default);
+        w.thread_limit = 1000;
+        w.idempotent = true;
+        w.place(rec(1));
+        w.seal(Instant::now(), true);
+        assert!(w.parts[0].batch.is_none(), "no batch before a producer id");
+        w.pid = ProducerIdentity { id: 5, epoch: 0 };
+        w.seal(Instant::now(), true);
+        let first = w.parts[0].batch.as_ref().unwrap().encoded.clone();
+        w.retry_later(0);
+        assert_eq!(w.parts[0].batch.as_ref().unwrap().encoded, first);
+        assert_eq!(w.parts[0].batch.as_ref().unwrap().attempts, 1);
+        w.finish(0, true);
+        w.place(rec(2));
+        w.place(rec(3));
+        w.seal(Instant::now(), true);
+        assert_eq!(w.parts[0].batch.as_ref().unwrap().base_sequence, 1);
+        assert_eq!(w.parts[0].next_sequence, 3);
+        // A new producer id restarts sequences and re-stamps the waiting batch.
+        w.pid = ProducerIdentity { id: 6, epoch: 0 };
+        w.renumber_batches();
+        let b = w.parts[0].batch.as_ref().unwrap();
+        assert_eq!((b.base_sequence, b.pid.id), (0, 6));
+        assert_eq!(w.parts[0].next_sequence, 2);
+    }
+}
