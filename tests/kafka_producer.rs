@@ -1,0 +1,473 @@
+//! Library-level tests of the Kafka producer against a real broker.
+//!
+//! Needs the broker harness: `LATENCY_LOGGER_KAFKA_ENV=DIR/env` as written by
+//! `tests/support/kafka/broker.sh start DIR --mode all`. Without it every
+//! test here prints why it is skipped and passes.
+//!
+//! Records are read back with the harness's independent consumer
+//! (`consume.py`, confluent-kafka/librdkafka), not with our own code.
+//!
+//! Optional: `LATENCY_LOGGER_KAFKA_SUPPORT` (folder holding broker.sh and
+//! consume.py; default tests/support/kafka), `LATENCY_LOGGER_PYTHON` (default
+//! .cache/venv/bin/python, else python3).
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::RwLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use latency_logger::kafka::partitioner::partition_for;
+use latency_logger::kafka::{
+    ErrorKind, KafkaConfig, Producer, Record, Sasl, SaslMechanism, SecurityProtocol,
+};
+
+/// The outage test stops the shared broker: it takes this lock for writing,
+/// every other test for reading.
+static BROKER: RwLock<()> = RwLock::new(());
+
+struct Harness {
+    env_file: PathBuf,
+    vars: HashMap<String, String>,
+    support: PathBuf,
+    python: String,
+}
+
+fn say(msg: &str) {
+    // Straight to stderr: the test harness does not capture this.
+    let _ = writeln!(std::io::stderr(), "{msg}");
+}
+
+fn harness(test: &str) -> Option<Harness> {
+    let Ok(path) = std::env::var("LATENCY_LOGGER_KAFKA_ENV") else {
+        say(&format!(
+            "SKIP {test}: LATENCY_LOGGER_KAFKA_ENV is not set (start a broker with \
+             tests/support/kafka/broker.sh start DIR --mode all and point it at DIR/env)"
+        ));
+        return None;
+    };
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("LATENCY_LOGGER_KAFKA_ENV={path}: {e}"));
+    let vars = text
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let support = std::env::var("LATENCY_LOGGER_KAFKA_SUPPORT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join("tests/support/kafka"));
+    let python = std::env::var("LATENCY_LOGGER_PYTHON").unwrap_or_else(|_| {
+        let venv = root.join(".cache/venv/bin/python");
+        if venv.exists() {
+            venv.display().to_string()
+        } else {
+            "python3".into()
+        }
+    });
+    Some(Harness {
+        env_file: PathBuf::from(path),
+        vars,
+        support,
+        python,
+    })
+}
+
+impl Harness {
+    fn var(&self, k: &str) -> String {
+        self.vars
+            .get(k)
+            .cloned()
+            .unwrap_or_else(|| panic!("{} has no {k}", self.env_file.display()))
+    }
+
+    fn reload(&mut self) {
+        let text = std::fs::read_to_string(&self.env_file).unwrap_or_default();
+        self.vars = text
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect();
+    }
+
+    fn broker_sh(&self, args: &[&str]) {
+        let script = self.support.join("broker.sh");
+        let st = Command::new("bash")
+            .arg(&script)
+            .args(args)
+            .status()
+            .unwrap_or_else(|e| panic!("{}: {e}", script.display()));
+        assert!(st.success(), "broker.sh {args:?} failed: {st}");
+    }
+
+    fn create_topic(&self, name: &str, partitions: u32) {
+        let dir = self.var("KAFKA_DIR");
+        self.broker_sh(&["topic", &dir, name, &partitions.to_string()]);
+    }
+
+    fn plaintext(&self, topic: &str) -> KafkaConfig {
+        let mut c = KafkaConfig::new(&self.var("KAFKA_PLAINTEXT"));
+        c.topic = topic.into();
+        c
+    }
+
+    /// Reads `expect` records back with consume.py; fails on more (duplicates).
+    fn consume(&self, topic: &str, expect: usize, timeout_s: u32) -> Vec<Consumed> {
+        let script = self.support.join("consume.py");
+        let out = Command::new(&self.python)
+            .arg(&script)
+            .args(["--env", &self.env_file.display().to_string()])
+            .args(["--listener", "PLAINTEXT", "--topic", topic, "--raw"])
+            .args(["--expect", &expect.to_string()])
+            .args(["--timeout", &timeout_s.to_string(), "--settle", "3"])
+            .output()
+            .unwrap_or_else(|e| panic!("{} {}: {e}", self.python, script.display()));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let got: Vec<Consumed> = stdout.lines().map(parse_consumed).collect();
+        assert!(
+            out.status.success(),
+            "consume.py exit {} after {} records: {}",
+            out.status,
+            got.len(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        got
+    }
+}
+
+#[derive(Debug)]
+struct Consumed {
+    partition: i32,
+    offset: i64,
+    key: String,
+    timestamp_ms: i64,
+    value: Vec<u8>,
+}
+
+fn parse_consumed(line: &str) -> Consumed {
+    let v: serde_json::Value =
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("consume.py line {line:?}: {e}"));
+    let hex = v["value"].as_str().unwrap_or("");
+    let value = (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).expect("hex"))
+        .collect();
+    Consumed {
+        partition: v["partition"].as_i64().expect("partition") as i32,
+        offset: v["offset"].as_i64().expect("offset"),
+        key: v["key"].as_str().unwrap_or("").to_string(),
+        timestamp_ms: v["timestamp_ms"].as_i64().unwrap_or(-1),
+        value,
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    let n = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{}", std::process::id(), n % 1_000_000_000)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Record `seq`: key cycles over `keys` URLs; value = seq (8 bytes BE) + filler.
+fn record(seq: u64, keys: u64, t0: i64) -> Record {
+    let key = format!("https://site{}.example.org/health", seq % keys);
+    let mut value = seq.to_be_bytes().to_vec();
+    value.extend(std::iter::repeat_n(b'.', 120));
+    Record {
+        key: key.into_bytes(),
+        value,
+        timestamp_ms: t0 + seq as i64,
+    }
+}
+
+fn seq_of(c: &Consumed) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&c.value[..8]);
+    u64::from_be_bytes(b)
+}
+
+/// Every seq 0..n exactly once, partition = murmur2, per-key order by offset.
+fn check_delivery(got: &[Consumed], n: u64, partitions: i32, t0: i64) {
+    assert_eq!(got.len() as u64, n, "record count");
+    let mut seen = HashSet::new();
+    for c in got {
+        let s = seq_of(c);
+        assert!(seen.insert(s), "duplicate record {s}");
+        assert_eq!(
+            c.partition,
+            partition_for(c.key.as_bytes(), partitions),
+            "partition of key {}",
+            c.key
+        );
+        assert_eq!(c.timestamp_ms, t0 + s as i64, "timestamp of record {s}");
+    }
+    assert_eq!(seen.len() as u64, n);
+    assert!(seen.iter().all(|s| *s < n));
+    let mut by_key: HashMap<&str, Vec<(i64, u64)>> = HashMap::new();
+    for c in got {
+        by_key
+            .entry(&c.key)
+            .or_default()
+            .push((c.offset, seq_of(c)));
+    }
+    for (k, mut v) in by_key {
+        v.sort();
+        assert!(
+            v.windows(2).all(|w| w[0].1 < w[1].1),
+            "records of key {k} are out of order"
+        );
+    }
+}
+
+#[test]
+fn plaintext_delivers_everything_in_order_on_murmur2_partitions() {
+    let Some(h) = harness("plaintext_delivers_everything") else {
+        return;
+    };
+    let _g = BROKER.read();
+    let topic = unique("ll-plain");
+    h.create_topic(&topic, 3);
+    let n = 3000;
+    let t0 = now_ms();
+    let p = Producer::start(h.plaintext(&topic)).expect("start");
+    for i in 0..n {
+        p.send(record(i, 37, t0));
+    }
+    let s = p.close();
+    assert_eq!((s.delivered, s.failed, s.dropped), (n, 0, 0), "{s:?}");
+    let got = h.consume(&topic, n as usize, 60);
+    check_delivery(&got, n, 3, t0);
+}
+
+#[test]
+fn compression_round_trips() {
+    let Some(h) = harness("compression_round_trips") else {
+        return;
+    };
+    let _g = BROKER.read();
+    for codec in ["gzip", "snappy"] {
+        let topic = unique(&format!("ll-{codec}"));
+        h.create_topic(&topic, 3);
+        let mut cfg = h.plaintext(&topic);
+        cfg.set("compression.type", codec).expect("codec");
+        let t0 = now_ms();
+        let p = Producer::start(cfg).expect("start");
+        for i in 0..500 {
+            p.send(record(i, 11, t0));
+        }
+        let s = p.close();
+        assert_eq!(s.delivered, 500, "{codec}: {s:?}");
+        check_delivery(&h.consume(&topic, 500, 60), 500, 3, t0);
+    }
+}
+
+#[test]
+fn missing_topic_is_a_clear_error_unless_created() {
+    let Some(h) = harness("missing_topic") else {
+        return;
+    };
+    let _g = BROKER.read();
+    let topic = unique("ll-missing");
+    let e = Producer::start(h.plaintext(&topic))
+        .err()
+        .expect("must fail");
+    assert_eq!(e.kind, ErrorKind::Topic, "{e}");
+    assert!(e.message.contains(&topic), "{e}");
+    assert!(e.message.contains("does not exist"), "{e}");
+
+    let mut cfg = h.plaintext(&topic);
+    cfg.create_topic = true;
+    cfg.create_topic_partitions = 2;
+    let t0 = now_ms();
+    let p = Producer::start(cfg).expect("start with create_topic");
+    p.send(record(0, 1, t0));
+    assert_eq!(p.close().delivered, 1);
+    check_delivery(&h.consume(&topic, 1, 60), 1, 2, t0);
+}
+
+fn sasl_cfg(h: &Harness, listener: &str, mechanism: SaslMechanism, password: &str) -> KafkaConfig {
+    let mut c = KafkaConfig::new(&h.var(listener));
+    c.security_protocol = if listener.contains("SSL") {
+        c.tls.ca_file = Some(h.var("KAFKA_CA").into());
+        SecurityProtocol::SaslSsl
+    } else {
+        SecurityProtocol::SaslPlaintext
+    };
+    c.sasl = Some(Sasl {
+        mechanism,
+        username: h.var("KAFKA_SASL_USER"),
+        password: password.into(),
+    });
+    c
+}
+
+#[test]
+fn sasl_mechanisms_work_and_a_wrong_password_is_a_clear_error() {
+    let Some(h) = harness("sasl") else {
+        return;
+    };
+    let _g = BROKER.read();
+    let topic = unique("ll-sasl");
+    h.create_topic(&topic, 3);
+    let good = h.var("KAFKA_SASL_PASSWORD");
+    let user = h.var("KAFKA_SASL_USER");
+    let t0 = now_ms();
+    let mut sent = 0;
+    for listener in ["KAFKA_SASL_PLAINTEXT", "KAFKA_SASL_SSL"] {
+        for m in [
+            SaslMechanism::Plain,
+            SaslMechanism::ScramSha256,
+            SaslMechanism::ScramSha512,
+        ] {
+            let mut cfg = sasl_cfg(&h, listener, m, &good);
+            cfg.topic = topic.clone();
+            let p = Producer::start(cfg)
+                .unwrap_or_else(|e| panic!("{listener} {m:?} with the right password: {e}"));
+            for _ in 0..10 {
+                p.send(record(sent, 5, t0));
+                sent += 1;
+            }
+            assert_eq!(p.close().delivered, 10, "{listener} {m:?}");
+
+            let mut cfg = sasl_cfg(&h, listener, m, "not-the-password");
+            cfg.topic = topic.clone();
+            let e = Producer::start(cfg)
+                .err()
+                .expect("wrong password must fail");
+            assert_eq!(e.kind, ErrorKind::Auth, "{e}");
+            assert!(
+                e.message
+                    .contains(&format!("SASL authentication failed for user {user}")),
+                "{e}"
+            );
+            assert!(!e.message.contains("not-the-password"), "{e}");
+        }
+    }
+    check_delivery(&h.consume(&topic, sent as usize, 60), sent, 3, t0);
+}
+
+#[test]
+fn tls_and_mutual_tls_deliver() {
+    let Some(h) = harness("tls") else {
+        return;
+    };
+    let _g = BROKER.read();
+    let topic = unique("ll-tls");
+    h.create_topic(&topic, 3);
+    let t0 = now_ms();
+    let mut cfg = KafkaConfig::new(&h.var("KAFKA_SSL"));
+    cfg.topic = topic.clone();
+    cfg.security_protocol = SecurityProtocol::Ssl;
+    cfg.tls.ca_file = Some(h.var("KAFKA_CA").into());
+    let p = Producer::start(cfg.clone()).expect("TLS start");
+    for i in 0..50 {
+        p.send(record(i, 7, t0));
+    }
+    assert_eq!(p.close().delivered, 50);
+
+    cfg.bootstrap = vec![h.var("KAFKA_MTLS")];
+    cfg.tls.cert_file = Some(h.var("KAFKA_CLIENT_CERT").into());
+    cfg.tls.key_file = Some(h.var("KAFKA_CLIENT_KEY").into());
+    let p = Producer::start(cfg.clone()).expect("mTLS start");
+    for i in 50..100 {
+        p.send(record(i, 7, t0));
+    }
+    assert_eq!(p.close().delivered, 50);
+
+    // Without the client certificate the mTLS listener refuses us.
+    cfg.tls.cert_file = None;
+    cfg.tls.key_file = None;
+    let e = Producer::start(cfg)
+        .err()
+        .expect("mTLS without a certificate");
+    assert_eq!(e.kind, ErrorKind::Tls, "{e}");
+    check_delivery(&h.consume(&topic, 100, 60), 100, 3, t0);
+}
+
+#[test]
+fn bad_ca_is_a_clear_tls_error() {
+    let Some(h) = harness("bad_ca") else {
+        return;
+    };
+    let _g = BROKER.read();
+    let addr = h.var("KAFKA_SSL");
+    // A CA file holding a certificate that did not sign the broker's.
+    let mut cfg = KafkaConfig::new(&addr);
+    cfg.security_protocol = SecurityProtocol::Ssl;
+    cfg.tls.ca_file = Some(h.var("KAFKA_CLIENT_CERT").into());
+    let e = Producer::start(cfg.clone())
+        .err()
+        .expect("bad CA must fail");
+    assert_eq!(e.kind, ErrorKind::Tls, "{e}");
+    assert!(
+        e.message
+            .contains(&format!("TLS handshake with {addr} failed")),
+        "{e}"
+    );
+    assert!(e.message.contains("UnknownIssuer"), "{e}");
+    // No CA file: the public web roots do not know the test CA either.
+    cfg.tls.ca_file = None;
+    let e = Producer::start(cfg).err().expect("webpki roots must fail");
+    assert!(e.message.contains("UnknownIssuer"), "{e}");
+}
+
+#[test]
+fn broker_outage_loses_nothing_and_duplicates_nothing() {
+    let Some(mut h) = harness("broker_outage") else {
+        return;
+    };
+    if !h.support.join("broker.sh").exists() {
+        panic!(
+            "broker_outage: {} not found (set LATENCY_LOGGER_KAFKA_SUPPORT)",
+            h.support.join("broker.sh").display()
+        );
+    }
+    let _g = BROKER.write();
+    let topic = unique("ll-outage");
+    h.create_topic(&topic, 3);
+    let dir = h.var("KAFKA_DIR");
+    let mut cfg = h.plaintext(&topic);
+    cfg.flush_timeout = Duration::from_secs(60);
+    cfg.request_timeout = Duration::from_secs(5);
+    let t0 = now_ms();
+    let p = Producer::start(cfg).expect("start");
+    let sender = p.sender();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop2 = stop.clone();
+    // 100 records/s from another thread for the whole test.
+    let feeder = std::thread::spawn(move || {
+        let mut i = 0u64;
+        let start = Instant::now();
+        while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
+            sender.send(record(i, 23, t0));
+            i += 1;
+            let due = start + Duration::from_millis(10 * i);
+            if let Some(d) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(d);
+            }
+        }
+        i
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    say("broker_outage: stopping the broker");
+    h.broker_sh(&["stop", &dir]);
+    std::thread::sleep(Duration::from_secs(20));
+    say("broker_outage: restarting the broker");
+    h.broker_sh(&["restart", &dir]);
+    h.reload();
+    std::thread::sleep(Duration::from_secs(3));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let n = feeder.join().expect("feeder");
+    let s = p.close();
+    say(&format!("broker_outage: sent {n}, {s:?}"));
+    assert_eq!((s.delivered, s.failed, s.dropped), (n, 0, 0), "{s:?}");
+    check_delivery(&h.consume(&topic, n as usize, 90), n, 3, t0);
+}
