@@ -449,11 +449,10 @@ pub fn encode_batch(
             producer_epoch: pid.epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: if base_sequence < 0 {
-                -1
-            } else {
-                base_sequence.wrapping_add(i as i32)
-            },
+            // Always base + i, even for base -1: the encoder starts a new
+            // batch whenever offset - sequence changes, and brokers take
+            // exactly one batch per partition (Produce v3+).
+            sequence: base_sequence.wrapping_add(i as i32),
             timestamp: r.timestamp_ms,
             key: Some(Bytes::copy_from_slice(&r.key)),
             value: Some(Bytes::copy_from_slice(&r.value)),
@@ -796,6 +795,28 @@ mod tests {
             assert_eq!(set.records[2].sequence, 12);
             assert_eq!(set.records[1].timestamp, 1_700_000_000_001);
             assert_eq!(set.records[2].key.as_deref(), Some(&b"k2"[..]));
+        }
+    }
+
+    #[test]
+    fn one_batch_with_or_without_sequences() {
+        let recs: Vec<Record> = (0..5)
+            .map(|i| Record {
+                key: vec![i],
+                value: vec![i],
+                timestamp_ms: 0,
+            })
+            .collect();
+        for (pid, base) in [
+            (ProducerIdentity::NONE, -1),
+            (ProducerIdentity { id: 1, epoch: 0 }, 7),
+        ] {
+            let mut b = encode_batch(&recs, Compression::None, pid, base).unwrap();
+            let info = RecordBatchDecoder::decode_batch_info(&mut b).unwrap();
+            assert_eq!(info.len(), 1, "exactly one batch");
+            assert_eq!(info[0].record_count, 5);
+            assert_eq!(info[0].base_sequence, base);
+            assert_eq!(info[0].producer_id, pid.id);
         }
     }
 
