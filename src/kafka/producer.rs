@@ -52,6 +52,9 @@ pub struct Stats {
 const DROP_WARN_EVERY: Duration = Duration::from_secs(10);
 /// Longest the thread sleeps without looking at the close flag.
 const MAX_IDLE: Duration = Duration::from_millis(50);
+/// Metadata is refreshed at least this often (as the Java client's
+/// metadata.max.age.ms), so added partitions and moved leaders are seen.
+const METADATA_MAX_AGE: Duration = Duration::from_secs(300);
 
 struct Shared {
     closing: AtomicBool,
@@ -256,6 +259,7 @@ struct Worker {
     conns: HashMap<String, Conn>,
     meta: ClusterMeta,
     meta_stale: bool,
+    meta_at: Instant,
     meta_failures: u32,
     next_meta_at: Instant,
     parts: Vec<PartState>,
@@ -291,6 +295,7 @@ impl Worker {
                 partitions: Vec::new(),
             },
             meta_stale: true,
+            meta_at: now,
             meta_failures: 0,
             next_meta_at: now,
             parts: Vec::new(),
@@ -507,6 +512,7 @@ impl Worker {
         }
         let healthy = meta.topic_error == 0 && meta.partitions.iter().all(|p| p.leader >= 0);
         self.meta = meta;
+        self.meta_at = Instant::now();
         self.meta_stale = !healthy;
         if healthy {
             self.meta_failures = 0;
@@ -807,15 +813,21 @@ impl Worker {
     /// written to all first, then every reply read.
     fn send_round(&mut self, now: Instant, timeout: Duration) {
         let mut by_leader: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut no_leader = Vec::new();
         for (i, ps) in self.parts.iter().enumerate() {
             if let Some(b) = &ps.batch
                 && b.retry_at <= now
             {
                 match self.leader_addr(i as i32) {
                     Some(a) => by_leader.entry(a).or_default().push(i),
-                    None => self.meta_stale = true,
+                    None => no_leader.push(i),
                 }
             }
+        }
+        // Back off like any retry, or the loop would spin until metadata
+        // names a leader.
+        for i in no_leader {
+            self.retry_later(i);
         }
         if by_leader.is_empty() {
             return;
@@ -970,9 +982,15 @@ impl Worker {
 
     fn next_wake(&self, now: Instant, flushing: bool) -> Duration {
         let mut next = now + MAX_IDLE;
+        // Without a producer id nothing can be sealed: wake for the next try.
+        let can_seal = !self.idempotent || self.pid.is_some();
+        if !can_seal {
+            next = next.min(self.next_pid_at);
+        }
         for ps in &self.parts {
             match &ps.batch {
                 Some(b) => next = next.min(b.retry_at),
+                None if !can_seal => {}
                 None => {
                     if let Some(t) = ps.first_at {
                         next = next.min(if flushing { now } else { t + self.cfg.linger });
@@ -1012,6 +1030,9 @@ impl Worker {
             let now = Instant::now();
             if closing && self.held_records == 0 && self.rx.as_ref().is_none_or(|r| r.is_empty()) {
                 break;
+            }
+            if !self.meta_stale && now.duration_since(self.meta_at) >= METADATA_MAX_AGE {
+                self.meta_stale = true;
             }
             if self.meta_stale && now >= self.next_meta_at {
                 self.refresh_metadata(timeout);
