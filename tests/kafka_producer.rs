@@ -40,6 +40,11 @@ fn say(msg: &str) {
 }
 
 fn harness(test: &str) -> Option<Harness> {
+    // Producer logs (info and up; RUST_LOG overrides) show with a failure.
+    let _ = simple_logger::SimpleLogger::new()
+        .with_level(log::LevelFilter::Info)
+        .env()
+        .init();
     let Ok(path) = std::env::var("LATENCY_LOGGER_KAFKA_ENV") else {
         say(&format!(
             "SKIP {test}: LATENCY_LOGGER_KAFKA_ENV is not set (start a broker with \
@@ -426,35 +431,47 @@ fn bad_ca_is_a_clear_tls_error() {
 
 #[test]
 fn broker_outage_loses_nothing_and_duplicates_nothing() {
-    let Some(mut h) = harness("broker_outage") else {
+    outage("broker_outage", "stop", Duration::from_secs(20));
+}
+
+/// SIGKILL mid-run: requests in flight lose their replies; the idempotent
+/// producer resends them and the broker must not store them twice.
+#[test]
+fn broker_crash_loses_nothing_and_duplicates_nothing() {
+    outage("broker_crash", "kill", Duration::from_secs(5));
+}
+
+fn outage(name: &str, how: &str, down: Duration) {
+    let Some(mut h) = harness(name) else {
         return;
     };
     if !h.support.join("broker.sh").exists() {
         panic!(
-            "broker_outage: {} not found (set LATENCY_LOGGER_KAFKA_SUPPORT)",
+            "{name}: {} not found (set LATENCY_LOGGER_KAFKA_SUPPORT)",
             h.support.join("broker.sh").display()
         );
     }
     let _g = BROKER.write();
-    let topic = unique("ll-outage");
+    let topic = unique(&format!("ll-{how}"));
     h.create_topic(&topic, 3);
     let dir = h.var("KAFKA_DIR");
     let mut cfg = h.plaintext(&topic);
     cfg.flush_timeout = Duration::from_secs(60);
     cfg.request_timeout = Duration::from_secs(5);
+    cfg.linger = Duration::from_millis(2);
     let t0 = now_ms();
     let p = Producer::start(cfg).expect("start");
     let sender = p.sender();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stop2 = stop.clone();
-    // 100 records/s from another thread for the whole test.
+    // 200 records/s from another thread for the whole test.
     let feeder = std::thread::spawn(move || {
         let mut i = 0u64;
         let start = Instant::now();
         while !stop2.load(std::sync::atomic::Ordering::Relaxed) {
             sender.send(record(i, 23, t0));
             i += 1;
-            let due = start + Duration::from_millis(10 * i);
+            let due = start + Duration::from_millis(5 * i);
             if let Some(d) = due.checked_duration_since(Instant::now()) {
                 std::thread::sleep(d);
             }
@@ -462,17 +479,17 @@ fn broker_outage_loses_nothing_and_duplicates_nothing() {
         i
     });
     std::thread::sleep(Duration::from_secs(3));
-    say("broker_outage: stopping the broker");
-    h.broker_sh(&["stop", &dir]);
-    std::thread::sleep(Duration::from_secs(20));
-    say("broker_outage: restarting the broker");
+    say(&format!("{name}: broker.sh {how}"));
+    h.broker_sh(&[how, &dir]);
+    std::thread::sleep(down);
+    say(&format!("{name}: broker.sh restart"));
     h.broker_sh(&["restart", &dir]);
     h.reload();
     std::thread::sleep(Duration::from_secs(3));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let n = feeder.join().expect("feeder");
     let s = p.close();
-    say(&format!("broker_outage: sent {n}, {s:?}"));
+    say(&format!("{name}: sent {n}, {s:?}"));
     assert_eq!((s.delivered, s.failed, s.dropped), (n, 0, 0), "{s:?}");
     check_delivery(&h.consume(&topic, n as usize, 90), n, 3, t0);
 }
