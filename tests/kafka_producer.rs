@@ -7,6 +7,9 @@
 //! Records are read back with the harness's independent consumer
 //! (`consume.py`, confluent-kafka/librdkafka), not with our own code.
 //!
+//! The outage tests start a private broker (`broker.sh start --owner`), stop
+//! or kill it, and restart it; the shared broker is never touched.
+//!
 //! Optional: `LATENCY_LOGGER_KAFKA_SUPPORT` (folder holding broker.sh and
 //! consume.py; default tests/support/kafka), `LATENCY_LOGGER_PYTHON` (default
 //! .cache/venv/bin/python, else python3).
@@ -15,7 +18,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::Command;
-use std::sync::RwLock;
+use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use latency_logger::kafka::partitioner::partition_for;
@@ -23,9 +26,9 @@ use latency_logger::kafka::{
     ErrorKind, KafkaConfig, Producer, Record, Sasl, SaslMechanism, SecurityProtocol,
 };
 
-/// The outage test stops the shared broker: it takes this lock for writing,
-/// every other test for reading.
-static BROKER: RwLock<()> = RwLock::new(());
+/// Outage tests run one at a time: each starts, stops and restarts a
+/// private broker (≈ 350 MB), never the shared one other tests use.
+static OUTAGE: Mutex<()> = Mutex::new(());
 
 struct Harness {
     env_file: PathBuf,
@@ -237,7 +240,6 @@ fn plaintext_delivers_everything_in_order_on_murmur2_partitions() {
     let Some(h) = harness("plaintext_delivers_everything") else {
         return;
     };
-    let _g = BROKER.read();
     let topic = unique("ll-plain");
     h.create_topic(&topic, 3);
     let n = 3000;
@@ -257,7 +259,6 @@ fn compression_and_non_idempotent_acks_1_round_trip() {
     let Some(h) = harness("compression_round_trips") else {
         return;
     };
-    let _g = BROKER.read();
     // snappy also runs without the idempotent producer and with acks=1.
     for codec in ["gzip", "snappy"] {
         let topic = unique(&format!("ll-{codec}"));
@@ -284,7 +285,6 @@ fn missing_topic_is_a_clear_error_unless_created() {
     let Some(h) = harness("missing_topic") else {
         return;
     };
-    let _g = BROKER.read();
     let topic = unique("ll-missing");
     let e = Producer::start(h.plaintext(&topic))
         .err()
@@ -324,7 +324,6 @@ fn sasl_mechanisms_work_and_a_wrong_password_is_a_clear_error() {
     let Some(h) = harness("sasl") else {
         return;
     };
-    let _g = BROKER.read();
     let topic = unique("ll-sasl");
     h.create_topic(&topic, 3);
     let good = h.var("KAFKA_SASL_PASSWORD");
@@ -369,7 +368,6 @@ fn tls_and_mutual_tls_deliver() {
     let Some(h) = harness("tls") else {
         return;
     };
-    let _g = BROKER.read();
     let topic = unique("ll-tls");
     h.create_topic(&topic, 3);
     let t0 = now_ms();
@@ -407,7 +405,6 @@ fn bad_ca_is_a_clear_tls_error() {
     let Some(h) = harness("bad_ca") else {
         return;
     };
-    let _g = BROKER.read();
     let addr = h.var("KAFKA_SSL");
     // A CA file holding a certificate that did not sign the broker's.
     let mut cfg = KafkaConfig::new(&addr);
@@ -441,6 +438,18 @@ fn broker_crash_loses_nothing_and_duplicates_nothing() {
     outage("broker_crash", "kill", Duration::from_secs(5));
 }
 
+/// Stops the private broker however the test ends.
+struct StopOnDrop(PathBuf, String);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(&self.0)
+            .args(["stop", &self.1])
+            .status();
+    }
+}
+
 fn outage(name: &str, how: &str, down: Duration) {
     let Some(mut h) = harness(name) else {
         return;
@@ -451,10 +460,16 @@ fn outage(name: &str, how: &str, down: Duration) {
             h.support.join("broker.sh").display()
         );
     }
-    let _g = BROKER.write();
+    let _g = OUTAGE.lock();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path().join("broker").display().to_string();
+    let pid = std::process::id().to_string();
+    h.broker_sh(&["start", &dir, "--mode", "plaintext", "--owner", &pid]);
+    h.env_file = PathBuf::from(&dir).join("env");
+    h.reload();
+    let _stop = StopOnDrop(h.support.join("broker.sh"), dir.clone());
     let topic = unique(&format!("ll-{how}"));
     h.create_topic(&topic, 3);
-    let dir = h.var("KAFKA_DIR");
     let mut cfg = h.plaintext(&topic);
     cfg.flush_timeout = Duration::from_secs(60);
     cfg.request_timeout = Duration::from_secs(5);
