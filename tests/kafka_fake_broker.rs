@@ -326,6 +326,32 @@ fn sequences_continue_across_batches() {
 }
 
 #[test]
+fn a_full_buffer_drops_the_oldest_and_close_keeps_its_time_limit() {
+    // The broker takes requests but never answers: nothing is delivered.
+    let f = fake(3, vec![Answer::Hangup; 10_000]);
+    let mut c = cfg(&f.addr);
+    c.buffer = 100;
+    c.flush_timeout = Duration::from_secs(1);
+    let p = Producer::start(c).expect("start");
+    send_n(&p, 1000);
+    let t = std::time::Instant::now();
+    let s = p.close();
+    assert!(
+        t.elapsed() < Duration::from_secs(3),
+        "close took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(s.delivered, 0, "{s:?}");
+    assert_eq!(
+        s.delivered + s.failed + s.dropped,
+        1000,
+        "every record counted once: {s:?}"
+    );
+    assert!(s.dropped >= 1000 - 100, "{s:?}");
+    assert!(s.failed <= 100, "{s:?}");
+}
+
+#[test]
 fn fatal_error_fails_the_records() {
     let f = fake(3, vec![Answer::Error(29); 100]); // TOPIC_AUTHORIZATION_FAILED
     let p = Producer::start(cfg(&f.addr)).expect("start");

@@ -450,6 +450,14 @@ impl Drop for StopOnDrop {
     }
 }
 
+/// SIGSTOP: connections stay open but nothing answers, so replies time out
+/// (request_timeout 3 s) although the broker may have written the batch:
+/// the resend must be recognised as a duplicate.
+#[test]
+fn hung_broker_loses_nothing_and_duplicates_nothing() {
+    outage("hung_broker", "pause", Duration::from_secs(10));
+}
+
 fn outage(name: &str, how: &str, down: Duration) {
     let Some(mut h) = harness(name) else {
         return;
@@ -472,7 +480,7 @@ fn outage(name: &str, how: &str, down: Duration) {
     h.create_topic(&topic, 3);
     let mut cfg = h.plaintext(&topic);
     cfg.flush_timeout = Duration::from_secs(60);
-    cfg.request_timeout = Duration::from_secs(5);
+    cfg.request_timeout = Duration::from_secs(3);
     cfg.linger = Duration::from_millis(2);
     let t0 = now_ms();
     let p = Producer::start(cfg).expect("start");
@@ -497,8 +505,9 @@ fn outage(name: &str, how: &str, down: Duration) {
     say(&format!("{name}: broker.sh {how}"));
     h.broker_sh(&[how, &dir]);
     std::thread::sleep(down);
-    say(&format!("{name}: broker.sh restart"));
-    h.broker_sh(&["restart", &dir]);
+    let back = if how == "pause" { "resume" } else { "restart" };
+    say(&format!("{name}: broker.sh {back}"));
+    h.broker_sh(&[back, &dir]);
     h.reload();
     std::thread::sleep(Duration::from_secs(3));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -317,6 +317,9 @@ impl KafkaConfig {
         if self.request_timeout < Duration::from_millis(100) {
             return Err("request.timeout.ms must be at least 100".into());
         }
+        if self.create_topic_partitions == 0 || self.create_topic_partitions < -1 {
+            return Err("topic partitions must be -1 (broker default) or at least 1".into());
+        }
         if self.retry_backoff.is_zero() {
             return Err("retry.backoff.ms must be at least 1".into());
         }
