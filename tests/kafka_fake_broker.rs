@@ -352,6 +352,72 @@ fn a_full_buffer_drops_the_oldest_and_close_keeps_its_time_limit() {
 }
 
 #[test]
+fn a_rejected_batch_leaves_no_sequence_gap() {
+    let f = fake(3, vec![Answer::Error(87)]); // INVALID_RECORD, then fine
+    let mut c = cfg(&f.addr);
+    c.linger = Duration::from_millis(0);
+    let p = Producer::start(c).expect("start");
+    for round in 0..2u8 {
+        for i in 0..5u8 {
+            p.send(Record {
+                key: b"k".to_vec(),
+                value: vec![round, i],
+                timestamp_ms: 0,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let s = p.close();
+    assert_eq!((s.delivered, s.failed), (5, 5), "{s:?}");
+    let log = f.log.lock().expect("log");
+    let seqs: Vec<(i64, i32)> = log
+        .batches
+        .iter()
+        .map(|(_, _, b)| {
+            let (pid, seq, _) = batch_info(b);
+            (pid, seq)
+        })
+        .collect();
+    // Same producer id; the accepted batch takes the rejected one's sequence.
+    assert_eq!(seqs, vec![(PRODUCER_ID, 0), (PRODUCER_ID, 0)]);
+}
+
+#[test]
+fn a_batch_too_large_for_the_broker_is_split() {
+    let f = fake(3, vec![Answer::Error(10)]); // MESSAGE_TOO_LARGE, then fine
+    let mut c = cfg(&f.addr);
+    c.linger = Duration::from_millis(50);
+    let p = Producer::start(c).expect("start");
+    for i in 0..6u8 {
+        p.send(Record {
+            key: b"k".to_vec(),
+            value: vec![i; 100],
+            timestamp_ms: 0,
+        });
+    }
+    let s = p.close();
+    assert_eq!((s.delivered, s.failed), (6, 0), "{s:?}");
+    let log = f.log.lock().expect("log");
+    let batches: Vec<(i32, i32)> = log
+        .batches
+        .iter()
+        .map(|(_, _, b)| {
+            let (_, seq, n) = batch_info(b);
+            (seq, n)
+        })
+        .collect();
+    // 6 refused, then halves; sequences restart at the refused base.
+    assert_eq!(batches[0], (0, 6));
+    assert_eq!(batches.iter().skip(1).map(|b| b.1).sum::<i32>(), 6);
+    let mut next = 0;
+    for (seq, n) in &batches[1..] {
+        assert!(*n < 6);
+        assert_eq!(*seq, next);
+        next += n;
+    }
+}
+
+#[test]
 fn fatal_error_fails_the_records() {
     let f = fake(3, vec![Answer::Error(29); 100]); // TOPIC_AUTHORIZATION_FAILED
     let p = Producer::start(cfg(&f.addr)).expect("start");

@@ -110,8 +110,15 @@ impl Harness {
     }
 
     fn create_topic(&self, name: &str, partitions: u32) {
+        self.create_topic_with(name, partitions, &[]);
+    }
+
+    fn create_topic_with(&self, name: &str, partitions: u32, configs: &[&str]) {
         let dir = self.var("KAFKA_DIR");
-        self.broker_sh(&["topic", &dir, name, &partitions.to_string()]);
+        let parts = partitions.to_string();
+        let mut args = vec!["topic", &dir, name, &parts];
+        args.extend_from_slice(configs);
+        self.broker_sh(&args);
     }
 
     fn plaintext(&self, topic: &str) -> KafkaConfig {
@@ -278,6 +285,32 @@ fn compression_and_non_idempotent_acks_1_round_trip() {
         assert_eq!(s.delivered, 500, "{codec}: {s:?}");
         check_delivery(&h.consume(&topic, 500, 60), 500, 3, t0);
     }
+}
+
+/// A record the broker refuses (too large) is counted as failed, and the
+/// records after it still arrive: no sequence gap stalls the partition. The
+/// topic's limit is below the batch size, so batches must also be split.
+#[test]
+fn a_rejected_batch_is_counted_and_later_records_still_arrive() {
+    let Some(h) = harness("rejected_batch") else {
+        return;
+    };
+    let topic = unique("ll-toolarge");
+    h.create_topic_with(&topic, 1, &["max.message.bytes=2000"]);
+    let mut cfg = h.plaintext(&topic);
+    cfg.linger = Duration::from_millis(0);
+    let t0 = now_ms();
+    let p = Producer::start(cfg).expect("start");
+    let mut big = record(0, 1, t0);
+    big.value.extend(std::iter::repeat_n(b'x', 5000));
+    p.send(big);
+    std::thread::sleep(Duration::from_millis(500));
+    for i in 0..100 {
+        p.send(record(i, 1, t0));
+    }
+    let s = p.close();
+    assert_eq!((s.delivered, s.failed), (100, 1), "{s:?}");
+    check_delivery(&h.consume(&topic, 100, 60), 100, 1, t0);
 }
 
 #[test]

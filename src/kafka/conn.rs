@@ -154,6 +154,8 @@ pub struct Conn {
     pending: std::collections::VecDeque<(i32, ApiKey, i16)>,
     /// Request bytes written (frames incl. size prefix), for statistics.
     bytes_written: u64,
+    frames_read: u64,
+    authenticated: bool,
 }
 
 impl std::fmt::Debug for Conn {
@@ -263,12 +265,15 @@ impl Conn {
             },
             pending: Default::default(),
             bytes_written: 0,
+            frames_read: 0,
+            authenticated: false,
         };
         c.negotiate()?;
         if cfg.security_protocol.uses_sasl()
             && let Some(s) = &cfg.sasl
         {
             c.authenticate(s.mechanism, &s.username, &s.password)?;
+            c.authenticated = true;
         }
         Ok(c)
     }
@@ -418,12 +423,18 @@ impl Conn {
     }
 
     fn read_frame(&mut self, what: &str) -> Result<Bytes, KafkaError> {
+        // A SASL listener answers ApiVersions, then hangs up on the first
+        // other request from a client that did not authenticate.
+        let fresh_plain = self.frames_read == 1 && !self.authenticated;
         let read_err = |e: &io::Error, addr: &str| {
             let hint = match tls_error(e) {
                 // TLS 1.3 reports a refused client certificate only after
                 // the handshake, on the first read.
                 Some(rustls::Error::AlertReceived(_)) => {
                     " (the broker refused the TLS session: does it require a client certificate?)"
+                }
+                None if fresh_plain && e.kind() == io::ErrorKind::UnexpectedEof => {
+                    " (does this listener require SASL?)"
                 }
                 _ => "",
             };
@@ -444,6 +455,7 @@ impl Conn {
         self.stream
             .read_exact(&mut buf)
             .map_err(|e| read_err(&e, &self.addr))?;
+        self.frames_read += 1;
         Ok(Bytes::from(buf))
     }
 

@@ -248,6 +248,9 @@ struct PartState {
     first_at: Option<Instant>,
     batch: Option<Batch>,
     next_sequence: i32,
+    /// Lowered when the broker says a batch is too large (its topic's
+    /// max.message.bytes may be below batch_max_bytes); 0 = no limit.
+    max_bytes: usize,
 }
 
 struct Worker {
@@ -692,6 +695,11 @@ impl Worker {
             if ps.batch.is_some() || ps.queue.is_empty() {
                 continue;
             }
+            let max = if ps.max_bytes > 0 {
+                ps.max_bytes.min(max)
+            } else {
+                max
+            };
             let due = flushing
                 || ps.queue_bytes >= max
                 || ps.first_at.is_some_and(|t| now.duration_since(t) >= linger);
@@ -755,6 +763,25 @@ impl Worker {
                 self.count(0, n as u64);
             }
         }
+    }
+
+    /// Puts a rejected batch's records back at the head of the queue and
+    /// halves the partition's batch size. The broker wrote none of them, so
+    /// the sequence restarts at the batch's base.
+    fn split_batch(&mut self, partition: usize) {
+        let Some(ps) = self.parts.get_mut(partition) else {
+            return;
+        };
+        let Some(b) = ps.batch.take() else { return };
+        ps.max_bytes = (b.bytes / 2).max(1);
+        if b.base_sequence >= 0 && b.pid == self.pid {
+            ps.next_sequence = b.base_sequence;
+        }
+        ps.queue_bytes += b.bytes;
+        for r in b.records.into_iter().rev() {
+            ps.queue.push_front(r);
+        }
+        ps.first_at = Some(Instant::now());
     }
 
     /// A batch must be resent later, unchanged.
@@ -928,6 +955,20 @@ impl Worker {
                 .as_ref()
                 .map(|b| b.attempts)
                 .unwrap_or(0);
+            let size = self.parts[i]
+                .batch
+                .as_ref()
+                .map(|b| b.records.len())
+                .unwrap_or(0);
+            // MESSAGE_TOO_LARGE / RECORD_LIST_TOO_LARGE for a batch of
+            // several records: split it, as the Java client does.
+            if matches!(r.error_code, 10 | 18) && size > 1 {
+                info!(
+                    "Kafka: partition {i}: batch of {size} records too large for the broker; splitting"
+                );
+                self.split_batch(i);
+                continue;
+            }
             match classify(r.error_code) {
                 ErrorClass::Duplicate => self.finish(i, true),
                 ErrorClass::Retriable => {
@@ -965,12 +1006,17 @@ impl Worker {
                             .map(|m| format!(": {m}"))
                             .unwrap_or_default()
                     );
-                    self.finish(i, false);
-                    // A hole in the sequence would make every later batch
-                    // OUT_OF_ORDER: start a new producer id.
-                    if self.idempotent {
-                        reset_producer = true;
+                    // The broker did not write it, so it still expects this
+                    // batch's base sequence: reuse it for the next batch
+                    // rather than leave a hole (OUT_OF_ORDER_SEQUENCE_NUMBER).
+                    // Safe because nothing later in this partition is sealed.
+                    if let Some(b) = &self.parts[i].batch
+                        && b.base_sequence >= 0
+                        && b.pid == self.pid
+                    {
+                        self.parts[i].next_sequence = b.base_sequence;
                     }
+                    self.finish(i, false);
                 }
             }
         }
