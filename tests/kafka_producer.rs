@@ -129,11 +129,27 @@ impl Harness {
 
     /// Reads `expect` records back with consume.py; fails on more (duplicates).
     fn consume(&self, topic: &str, expect: usize, timeout_s: u32) -> Vec<Consumed> {
+        let env = self.env_file.display().to_string();
+        self.consume_from(
+            &["--env", &env, "--listener", "PLAINTEXT"],
+            topic,
+            expect,
+            timeout_s,
+        )
+    }
+
+    fn consume_from(
+        &self,
+        source: &[&str],
+        topic: &str,
+        expect: usize,
+        timeout_s: u32,
+    ) -> Vec<Consumed> {
         let script = self.support.join("consume.py");
         let out = Command::new(&self.python)
             .arg(&script)
-            .args(["--env", &self.env_file.display().to_string()])
-            .args(["--listener", "PLAINTEXT", "--topic", topic, "--raw"])
+            .args(source)
+            .args(["--topic", topic, "--raw"])
             .args(["--expect", &expect.to_string()])
             .args(["--timeout", &timeout_s.to_string(), "--settle", "3"])
             .output()
@@ -549,4 +565,40 @@ fn outage(name: &str, how: &str, down: Duration) {
     say(&format!("{name}: sent {n}, {s:?}"));
     assert_eq!((s.delivered, s.failed, s.dropped), (n, 0, 0), "{s:?}");
     check_delivery(&h.consume(&topic, n as usize, 90), n, 3, t0);
+}
+
+/// A Kafka-compatible broker (tansu, via the harness's tansu.sh). Runs when
+/// `LATENCY_LOGGER_TANSU_ENV=DIR/env` is set as well.
+#[test]
+fn tansu_compatibility() {
+    let Some(h) = harness("tansu_compatibility") else {
+        return;
+    };
+    let Ok(path) = std::env::var("LATENCY_LOGGER_TANSU_ENV") else {
+        say("SKIP tansu_compatibility: LATENCY_LOGGER_TANSU_ENV is not set (tansu.sh start DIR)");
+        return;
+    };
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let vars: HashMap<&str, &str> = text.lines().filter_map(|l| l.split_once('=')).collect();
+    let addr = vars.get("TANSU").expect("TANSU in env").to_string();
+    let dir = vars.get("TANSU_DIR").expect("TANSU_DIR in env").to_string();
+    let topic = unique("ll-tansu");
+    let script = h.support.join("tansu.sh");
+    let st = Command::new("bash")
+        .arg(&script)
+        .args(["topic", &dir, &topic, "3"])
+        .status()
+        .expect("tansu.sh");
+    assert!(st.success(), "tansu.sh topic failed");
+    let mut cfg = KafkaConfig::new(&addr);
+    cfg.topic = topic.clone();
+    let t0 = now_ms();
+    let p = Producer::start(cfg).expect("start against tansu");
+    for i in 0..500 {
+        p.send(record(i, 13, t0));
+    }
+    let s = p.close();
+    assert_eq!((s.delivered, s.failed, s.dropped), (500, 0, 0), "{s:?}");
+    let got = h.consume_from(&["--bootstrap", &addr], &topic, 500, 90);
+    check_delivery(&got, 500, 3, t0);
 }
