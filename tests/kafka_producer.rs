@@ -12,7 +12,9 @@
 //!
 //! Optional: `LATENCY_LOGGER_KAFKA_SUPPORT` (folder holding broker.sh and
 //! consume.py; default tests/support/kafka), `LATENCY_LOGGER_PYTHON` (default
-//! .cache/venv/bin/python, else python3).
+//! $LL_CACHE_DIR/venv/bin/python, LL_CACHE_DIR defaulting to .cache; else
+//! python3), `LATENCY_LOGGER_TANSU_ENV` (tansu.sh's DIR/env, for the
+//! compatibility test).
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
@@ -66,8 +68,12 @@ fn harness(test: &str) -> Option<Harness> {
     let support = std::env::var("LATENCY_LOGGER_KAFKA_SUPPORT")
         .map(PathBuf::from)
         .unwrap_or_else(|_| root.join("tests/support/kafka"));
+    // The harness installs its venv under $LL_CACHE_DIR (default .cache).
+    let cache = std::env::var("LL_CACHE_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root.join(".cache"));
     let python = std::env::var("LATENCY_LOGGER_PYTHON").unwrap_or_else(|_| {
-        let venv = root.join(".cache/venv/bin/python");
+        let venv = cache.join("venv/bin/python");
         if venv.exists() {
             venv.display().to_string()
         } else {

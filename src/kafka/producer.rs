@@ -3,12 +3,20 @@
 //! thread that owns every broker connection, batches records per partition,
 //! sends them, retries, and flushes at close.
 //!
+//! The loop: move records from the channel into per-partition queues; seal
+//! a queue into a RecordBatch when `linger` has passed or it is full; then
+//! one round: write one Produce request to every leader that has sealed
+//! batches, and read every reply (brokers work in parallel, each has one
+//! request in flight). Replies sort each batch: delivered, resend later
+//! (retriable error, lost connection: backoff, metadata refresh, reconnect
+//! to any known or bootstrap broker), split (too large), or failed.
+//!
 //! Ordering and duplicates: each partition has at most one sealed batch at a
-//! time (sent, or waiting to be resent), and a request goes to each broker
-//! only after the previous round's replies were read. A retried batch is
-//! resent byte for byte (same producer id, epoch and base sequence), so with
-//! the idempotent producer a broker that already wrote it answers with the
-//! original offset instead of writing it twice.
+//! time (sent, or waiting to be resent), so per-key order holds through
+//! retries. A retried batch is resent byte for byte (same producer id,
+//! epoch and base sequence), so with the idempotent producer a broker that
+//! already wrote it answers with the original offset instead of writing it
+//! twice.
 //!
 //! Memory: callers never block. Records wait in a bounded channel; when it
 //! is full the oldest record is dropped and counted. The thread holds at
