@@ -7,7 +7,7 @@
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, SaslAuthenticateResponse, SaslHandshakeResponse};
@@ -500,9 +500,4 @@ fn fresh_nonce() -> Result<String, KafkaError> {
             KafkaError::new(ErrorKind::Auth, "no secure random source for SCRAM".into())
         })?;
     Ok(base64::engine::general_purpose::STANDARD.encode(b))
-}
-
-/// Deadline helper: the time left, or an error naming what ran out.
-pub fn remaining(deadline: Instant) -> Option<Duration> {
-    deadline.checked_duration_since(Instant::now())
 }

@@ -11,11 +11,11 @@
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, BrokerId, CreateTopicsRequest,
-    CreateTopicsResponse, InitProducerIdRequest, InitProducerIdResponse, MetadataRequest,
-    MetadataResponse, ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader,
-    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
-    TopicName, create_topics_request::CreatableTopic, metadata_request::MetadataRequestTopic,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse,
+    InitProducerIdRequest, InitProducerIdResponse, MetadataRequest, MetadataResponse,
+    ProduceRequest, ProduceResponse, RequestHeader, ResponseHeader, SaslAuthenticateRequest,
+    SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse, TopicName,
+    create_topics_request::CreatableTopic, metadata_request::MetadataRequestTopic,
     produce_request::PartitionProduceData, produce_request::TopicProduceData,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
@@ -583,11 +583,6 @@ pub fn error_name(code: i16) -> String {
             format!("{out} ({code})")
         }
     }
-}
-
-/// Broker ids are a newtype in kafka-protocol; this keeps call sites short.
-pub fn broker_id(b: BrokerId) -> i32 {
-    b.0
 }
 
 #[cfg(test)]
