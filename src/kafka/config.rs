@@ -146,6 +146,10 @@ pub struct KafkaConfig {
     pub create_topic: bool,
     /// Partitions for a topic created by `create_topic` (-1: broker default).
     pub create_topic_partitions: i32,
+    /// Set by `set()` when sasl.username/password came without
+    /// sasl.mechanism: guessing PLAIN could send a password in clear to a
+    /// user who meant SCRAM, so `validate()` refuses instead.
+    sasl_mechanism_missing: bool,
     /// Use the idempotent producer when the broker supports it and acks=all
     /// (with acks other than all it is silently not used, as in librdkafka
     /// before 2.0: a default must not turn into a start-up error).
@@ -172,6 +176,7 @@ impl Default for KafkaConfig {
             tls: TlsFiles::default(),
             create_topic: false,
             create_topic_partitions: -1,
+            sasl_mechanism_missing: false,
             enable_idempotence: true,
         }
     }
@@ -210,6 +215,9 @@ impl KafkaConfig {
     }
 
     fn sasl_mut(&mut self) -> &mut Sasl {
+        if self.sasl.is_none() {
+            self.sasl_mechanism_missing = true;
+        }
         self.sasl.get_or_insert_with(|| Sasl {
             mechanism: SaslMechanism::Plain,
             username: String::new(),
@@ -242,6 +250,7 @@ impl KafkaConfig {
             "sasl.mechanism" | "sasl.mechanisms" => {
                 let m = SaslMechanism::parse(value.trim()).map_err(|e| format!("{k}: {e}"))?;
                 self.sasl_mut().mechanism = m;
+                self.sasl_mechanism_missing = false;
             }
             "sasl.username" => self.sasl_mut().username = value.to_string(),
             "sasl.password" => self.sasl_mut().password = value.to_string(),
@@ -331,6 +340,11 @@ impl KafkaConfig {
                 ));
             }
             (true, Some(s)) => {
+                if self.sasl_mechanism_missing {
+                    return Err(
+                        "SASL needs sasl.mechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)".into(),
+                    );
+                }
                 if s.username.is_empty() {
                     return Err("SASL needs sasl.username".into());
                 }
@@ -475,9 +489,12 @@ mod tests {
         c.security_protocol = SecurityProtocol::SaslPlaintext;
         assert!(c.validate().unwrap_err().contains("sasl.mechanism"));
         c.set("sasl.username", "u").unwrap();
-        assert!(c.validate().unwrap_err().contains("sasl.password"));
         c.set("sasl.password", "p").unwrap();
+        assert!(c.validate().unwrap_err().contains("sasl.mechanism"));
+        c.set("sasl.mechanism", "SCRAM-SHA-256").unwrap();
         c.validate().unwrap();
+        c.sasl.as_mut().unwrap().password.clear();
+        assert!(c.validate().unwrap_err().contains("sasl.password"));
         let mut c = KafkaConfig::new("localhost:9092");
         c.set("sasl.username", "u").unwrap();
         assert!(c.validate().unwrap_err().contains("security.protocol"));

@@ -726,7 +726,7 @@ impl Worker {
                     records.push(r);
                 }
             }
-            ps.queue_bytes -= bytes;
+            ps.queue_bytes = ps.queue_bytes.saturating_sub(bytes);
             ps.first_at = if ps.queue.is_empty() { None } else { Some(now) };
             let base_sequence = if pid.is_some() { ps.next_sequence } else { -1 };
             match protocol::encode_batch(&records, compression, pid, base_sequence) {
@@ -749,8 +749,8 @@ impl Worker {
                         "Kafka: cannot encode a batch of {} records: {e}",
                         records.len()
                     );
-                    self.held_records -= records.len();
-                    self.held_bytes -= bytes;
+                    self.held_records = self.held_records.saturating_sub(records.len());
+                    self.held_bytes = self.held_bytes.saturating_sub(bytes);
                     if let Some(s) = &self.shared {
                         s.failed.fetch_add(records.len() as u64, Ordering::Relaxed);
                     }
@@ -763,8 +763,8 @@ impl Worker {
     fn finish(&mut self, partition: usize, delivered: bool) {
         if let Some(b) = self.parts.get_mut(partition).and_then(|p| p.batch.take()) {
             let n = b.records.len();
-            self.held_records -= n;
-            self.held_bytes -= b.bytes;
+            self.held_records = self.held_records.saturating_sub(n);
+            self.held_bytes = self.held_bytes.saturating_sub(b.bytes);
             if delivered {
                 self.count(n as u64, 0);
             } else {
