@@ -172,8 +172,22 @@ pub fn decode_response<T: Decodable>(
             header.correlation_id, expected_correlation_id
         ));
     }
-    T::decode(&mut buf, version)
-        .map_err(|e| ProtocolError(format!("malformed {key:?} v{version} response: {e}")))
+    // The decoders return errors for short or bad input; the unwind guard
+    // is for anything they did not foresee (the release profile unwinds),
+    // e.g. "capacity overflow" from an absurd array count on 32-bit ARM.
+    // Known gap (kafka-protocol 0.18, open upstream PRs #152/#161/#200):
+    // on 64-bit the count goes to Vec::with_capacity and a failed
+    // allocation aborts the process; 8 bytes from a broker suffice.
+    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        T::decode(&mut buf, version)
+    }));
+    match decoded {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => perr(format!("malformed {key:?} v{version} response: {e}")),
+        Err(_) => perr(format!(
+            "malformed {key:?} v{version} response (decoder panicked)"
+        )),
+    }
 }
 
 // ---------------------------------------------------------------- requests
