@@ -4,6 +4,7 @@ use latency_logger::cli::{self, Command, Config};
 use latency_logger::pipeline::{self, Outcome, Settings};
 use latency_logger::probe::{ProbeConfig, Prober};
 use latency_logger::shutdown::{self, Event};
+use latency_logger::sink::kafka::{self, StartError};
 use latency_logger::sink::{Sink, stdout::JsonLines};
 use latency_logger::targets;
 use std::process::ExitCode;
@@ -55,9 +56,11 @@ fn run() -> Result<ExitCode, Failure> {
     .map_err(Failure::Usage)?;
 
     let (events_tx, events) = crossbeam_channel::unbounded::<Event>();
-    let sink = make_sink(&config, &events_tx)?;
     shutdown::watch_signals(events_tx.clone())
         .map_err(|e| Failure::Runtime(format!("cannot install signal handlers: {e}")))?;
+    let Some(sink) = make_sink(&config, &events_tx, &events)? else {
+        return Ok(ExitCode::SUCCESS);
+    };
     let settings = Settings {
         workers: config.workers,
         queue: config.queue,
@@ -70,18 +73,33 @@ fn run() -> Result<ExitCode, Failure> {
     }
 }
 
+/// Kafka when `-B` was given, stdout JSON lines otherwise. `Ok(None)`: a
+/// signal arrived while waiting for the schema registry.
 fn make_sink(
     config: &Config,
-    events: &crossbeam_channel::Sender<Event>,
-) -> Result<Arc<dyn Sink>, Failure> {
-    if config.kafka.is_some() {
-        return Err(Failure::Usage("the Kafka sink is not built yet".into()));
+    events_tx: &crossbeam_channel::Sender<Event>,
+    events: &crossbeam_channel::Receiver<Event>,
+) -> Result<Option<Arc<dyn Sink>>, Failure> {
+    if let Some(args) = &config.kafka {
+        // Waiting for the registry doubles as listening for a stop signal.
+        let keep_waiting = |delay| {
+            matches!(
+                events.recv_timeout(delay),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout)
+            )
+        };
+        return match kafka::start(args, keep_waiting) {
+            Ok(sink) => Ok(Some(Arc::new(sink))),
+            Err(StartError::Config(e)) => Err(Failure::Usage(e)),
+            Err(StartError::Runtime(e)) => Err(Failure::Runtime(e)),
+            Err(StartError::Interrupted) => Ok(None),
+        };
     }
-    let events = events.clone();
+    let events = events_tx.clone();
     let on_closed = Box::new(move || {
         let _ = events.send(Event::OutputClosed);
     });
-    Ok(Arc::new(JsonLines::new(std::io::stdout(), on_closed)))
+    Ok(Some(Arc::new(JsonLines::new(std::io::stdout(), on_closed))))
 }
 
 /// Prints help or version; a closed stdout is not an error.

@@ -1,5 +1,6 @@
 //! Where reports go: the `Sink` trait and its kinds (stdout JSON lines, Kafka).
 
+pub mod kafka;
 pub mod stdout;
 
 use crate::report::Report;
