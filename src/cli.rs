@@ -196,6 +196,7 @@ pub struct LowArgs {
     pub sasl_password_file: Option<PathBuf>,
     pub flush_timeout: Option<String>,
     pub create_topic: bool,
+    pub also_stdout: bool,
     /// Kafka producer settings as librdkafka names them, in the order given,
     /// so dedicated flags and `-X` share one path and the last one wins.
     pub kafka: Vec<(String, String)>,
@@ -269,6 +270,7 @@ pub fn parse_low(args: impl IntoIterator<Item = OsString>) -> Result<LowArgs, Us
             Long("buffer") => kafka("queue.buffering.max.messages", &mut p, "--buffer")?,
             Long("flush-timeout") => low.flush_timeout = Some(text(&mut p, "--flush-timeout")?),
             Long("create-topic") => low.create_topic = true,
+            Long("stdout") => low.also_stdout = true,
             Short('X') | Long("producer-property") => {
                 let kv = text(&mut p, "-X")?;
                 let Some((k, v)) = kv.split_once('=') else {
@@ -322,6 +324,8 @@ pub struct KafkaArgs {
     pub schema_registry: Option<String>,
     pub flush_timeout: Duration,
     pub create_topic: bool,
+    /// Also print JSON lines on stdout.
+    pub also_stdout: bool,
     pub properties: Vec<(String, String)>,
 }
 
@@ -390,6 +394,7 @@ pub fn to_config(low: LowArgs, password_env: Option<String>) -> Result<Command, 
         || low.sasl_password_file.is_some()
         || low.flush_timeout.is_some()
         || low.create_topic
+        || low.also_stdout
         || !low.kafka.is_empty();
     let kafka = if wants_kafka {
         let mut properties = low.kafka;
@@ -431,6 +436,7 @@ pub fn to_config(low: LowArgs, password_env: Option<String>) -> Result<Command, 
             schema_registry: low.schema_registry,
             flush_timeout: seconds(low.flush_timeout.as_deref(), "--flush-timeout", 10.0, true)?,
             create_topic: low.create_topic,
+            also_stdout: low.also_stdout,
             properties,
         })
     } else if kafka_only {

@@ -5,7 +5,7 @@ use latency_logger::pipeline::{self, Outcome, Settings};
 use latency_logger::probe::{ProbeConfig, Prober};
 use latency_logger::shutdown::{self, Event};
 use latency_logger::sink::kafka::{self, StartError};
-use latency_logger::sink::{Sink, stdout::JsonLines};
+use latency_logger::sink::{Sink, Tee, stdout::JsonLines};
 use latency_logger::targets;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -80,6 +80,13 @@ fn make_sink(
     events_tx: &crossbeam_channel::Sender<Event>,
     events: &crossbeam_channel::Receiver<Event>,
 ) -> Result<Option<Arc<dyn Sink>>, Failure> {
+    let events_out = events_tx.clone();
+    let stdout = move || -> Arc<dyn Sink> {
+        let on_closed = Box::new(move || {
+            let _ = events_out.send(Event::OutputClosed);
+        });
+        Arc::new(JsonLines::new(std::io::stdout(), on_closed))
+    };
     if let Some(args) = &config.kafka {
         // Waiting for the registry doubles as listening for a stop signal.
         let keep_waiting = |delay| {
@@ -89,17 +96,14 @@ fn make_sink(
             )
         };
         return match kafka::start(args, keep_waiting) {
+            Ok(sink) if args.also_stdout => Ok(Some(Arc::new(Tee(Arc::new(sink), stdout())))),
             Ok(sink) => Ok(Some(Arc::new(sink))),
             Err(StartError::Config(e)) => Err(Failure::Usage(e)),
             Err(StartError::Runtime(e)) => Err(Failure::Runtime(e)),
             Err(StartError::Interrupted) => Ok(None),
         };
     }
-    let events = events_tx.clone();
-    let on_closed = Box::new(move || {
-        let _ = events.send(Event::OutputClosed);
-    });
-    Ok(Some(Arc::new(JsonLines::new(std::io::stdout(), on_closed))))
+    Ok(Some(stdout()))
 }
 
 /// Prints help or version; a closed stdout is not an error.

@@ -93,8 +93,17 @@ pub fn start(
     cfg.topic = args.topic.clone();
     cfg.flush_timeout = args.flush_timeout;
     cfg.create_topic = cfg.create_topic || args.create_topic;
-    cfg.validate()
-        .map_err(|e| StartError::Config(format!("Kafka settings: {e}")))?;
+    cfg.validate().map_err(|e| {
+        let hint = if e.contains("sasl.password") {
+            format!(
+                " (set ${} or give --sasl-password-file)",
+                crate::cli::PASSWORD_ENV
+            )
+        } else {
+            String::new()
+        };
+        StartError::Config(format!("Kafka settings: {e}{hint}"))
+    })?;
 
     let framing = match &args.schema_registry {
         None => Framing::SingleObject,

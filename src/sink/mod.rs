@@ -14,3 +14,22 @@ pub trait Sink: Send + Sync {
     /// says what happened. Called once, after every producer of reports stopped.
     fn close(&self) -> Result<String, String>;
 }
+
+/// Sends every report to two sinks (Kafka and stdout with `--stdout`).
+pub struct Tee(pub std::sync::Arc<dyn Sink>, pub std::sync::Arc<dyn Sink>);
+
+impl Sink for Tee {
+    fn emit(&self, report: Report) {
+        self.1.emit(report.clone());
+        self.0.emit(report);
+    }
+
+    fn close(&self) -> Result<String, String> {
+        // Close both even if the first fails, then report both.
+        match (self.0.close(), self.1.close()) {
+            (Ok(a), Ok(b)) => Ok(format!("{a}; {b}")),
+            (Err(e), Ok(b)) | (Ok(b), Err(e)) => Err(format!("{e}; {b}")),
+            (Err(a), Err(b)) => Err(format!("{a}; {b}")),
+        }
+    }
+}
