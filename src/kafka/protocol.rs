@@ -175,9 +175,8 @@ pub fn decode_response<T: Decodable>(
     // The decoders return errors for short or bad input; the unwind guard
     // is for anything they did not foresee (the release profile unwinds),
     // e.g. "capacity overflow" from an absurd array count on 32-bit ARM.
-    // Known gap (kafka-protocol 0.18, open upstream PRs #152/#161/#200):
-    // on 64-bit the count goes to Vec::with_capacity and a failed
-    // allocation aborts the process; 8 bytes from a broker suffice.
+    // Absurd array counts are refused by the patched vendor/kafka-protocol
+    // (0.18 passes them to Vec::with_capacity; a failed allocation aborts).
     let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         T::decode(&mut buf, version)
     }));
@@ -770,6 +769,17 @@ mod tests {
         assert_eq!(m.partitions.len(), 2);
         assert_eq!(m.partitions[0].id, 0);
         assert!(parse_metadata(&r, "other").is_err());
+    }
+
+    #[test]
+    fn absurd_array_count_is_an_error_not_an_abort() {
+        // Metadata v1: correlation id 5, then a broker count of 2^31-1.
+        let mut v = Vec::new();
+        be32(&mut v, 5);
+        be32(&mut v, i32::MAX);
+        let e = decode_response::<MetadataResponse>(ApiKey::Metadata, 1, 5, Bytes::from(v))
+            .unwrap_err();
+        assert!(e.0.contains("malformed Metadata"), "{e}");
     }
 
     #[test]
