@@ -1,5 +1,5 @@
 //! The probe report: one record per probe (failures and skips included), its
-//! JSON line form and its Avro form (schema in `schema/report.avsc`).
+//! JSON line form and its Avro form (schema in `src/report.avsc`).
 
 use std::fmt;
 
@@ -62,7 +62,7 @@ pub struct Report {
 }
 
 /// The Avro schema of `Report`, from the source tree.
-pub const SCHEMA_JSON: &str = include_str!("../schema/report.avsc");
+pub const SCHEMA_JSON: &str = include_str!("report.avsc");
 
 impl Report {
     /// A report for a job that was never probed (queue full, shutting down).
