@@ -30,7 +30,7 @@ const FLAGS: &[FlagDoc] = &[
         Some('v'),
         "verbose",
         None,
-        "Log more to stderr (repeat: -v info, -vv debug, -vvv trace).",
+        "Log more to stderr (default: start-up and shutdown summaries and problems; -v debug, -vv trace).",
     ),
     (
         Some('Q'),

@@ -115,9 +115,10 @@ fn print(text: &str) -> Result<ExitCode, Failure> {
 
 fn init_logging(verbose: u8) {
     let level = match verbose {
-        0 => log::LevelFilter::Warn,
-        1 => log::LevelFilter::Info,
-        2 => log::LevelFilter::Debug,
+        // Info by default: start-up and shutdown summaries (records delivered or
+        // not) are what an operator reads in the service log.
+        0 => log::LevelFilter::Info,
+        1 => log::LevelFilter::Debug,
         _ => log::LevelFilter::Trace,
     };
     // Only fails if a logger is already set, which nothing else does.

@@ -8,3 +8,4 @@ pub mod http;
 
 #[allow(unused_imports)] // not every test crate uses every name
 pub use http::{FIXED_BODY_LEN, HttpServer, HttpsServer, fixed_body};
+pub mod kafka;
