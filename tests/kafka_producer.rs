@@ -51,6 +51,10 @@ fn harness(test: &str) -> Option<Harness> {
         .env()
         .init();
     let Ok(path) = std::env::var("LATENCY_LOGGER_KAFKA_ENV") else {
+        assert!(
+            std::env::var_os("LATENCY_LOGGER_REQUIRE_KAFKA").is_none(),
+            "{test}: LATENCY_LOGGER_KAFKA_ENV is not set but a broker is required"
+        );
         say(&format!(
             "SKIP {test}: LATENCY_LOGGER_KAFKA_ENV is not set (start a broker with \
              tests/support/kafka/broker.sh start DIR --mode all and point it at DIR/env)"
@@ -581,6 +585,7 @@ fn tansu_compatibility() {
         return;
     };
     let Ok(path) = std::env::var("LATENCY_LOGGER_TANSU_ENV") else {
+        // In CI tests/kafka.sh fails earlier if tansu cannot start.
         say("SKIP tansu_compatibility: LATENCY_LOGGER_TANSU_ENV is not set (tansu.sh start DIR)");
         return;
     };
