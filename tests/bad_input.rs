@@ -1,10 +1,12 @@
 //! Bad flags and bad targets files: each is refused before anything starts,
 //! with exit status 2 and a message naming the flag or `FILE:LINE`.
 
+mod support;
+
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Runs the binary; every case here must exit by itself within 20 s (a
 /// refused input must never start probing), otherwise it is killed and fails.
@@ -17,18 +19,7 @@ fn run(args: &[&str]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("run binary");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{args:?}: still running after 20 s; bad input must be refused at once");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let status = support::process::wait_bounded(&mut child, Duration::from_secs(20));
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
     child
         .stdout

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::process::signal;
 use support::{HttpServer, HttpsServer};
 
 fn spawn(args: &[&str]) -> Child {
@@ -19,29 +20,8 @@ fn spawn(args: &[&str]) -> Child {
         .expect("spawn binary")
 }
 
-fn signal(child: &Child, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .expect("kill")
-        .success();
-    assert!(ok, "kill {sig} failed");
-}
-
-/// Waits up to `limit` for exit; kills and fails the test past it.
 fn wait(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(s) = child.try_wait().expect("try_wait") {
-            return s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("binary did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    support::process::wait_bounded(child, limit)
 }
 
 fn read_all(child: &mut Child) -> (String, String) {

@@ -13,7 +13,7 @@ use latency_logger::kafka::partitioner::partition_for;
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use support::HttpServer;
 use support::kafka::{Broker, Decode, Listener, Mode, Registry};
 
@@ -35,6 +35,11 @@ struct Running {
     child: Child,
     out: std::thread::JoinHandle<String>,
     err: std::thread::JoinHandle<String>,
+}
+
+/// Owned arguments from borrowed ones.
+fn owned(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
 }
 
 fn spawn(args: &[String], env: &[(&str, &str)]) -> Running {
@@ -69,18 +74,7 @@ fn finish(run: Running, limit: Duration) -> (Option<i32>, String, String) {
         out,
         err,
     } = run;
-    let deadline = Instant::now() + limit;
-    let status = loop {
-        if let Some(s) = child.try_wait().expect("try_wait") {
-            break s;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("binary did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = support::process::wait_bounded(&mut child, limit);
     (
         status.code(),
         out.join().expect("stdout"),
@@ -89,13 +83,7 @@ fn finish(run: Running, limit: Duration) -> (Option<i32>, String, String) {
 }
 
 fn term(run: &Running) {
-    let child = &run.child;
-    let ok = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill")
-        .success();
-    assert!(ok);
+    support::process::signal(&run.child, "-TERM");
 }
 
 fn targets_csv(dir: &std::path::Path, http: &HttpServer) -> (String, Vec<String>) {
@@ -187,17 +175,14 @@ fn reports_land_in_kafka_as_decodable_avro_matching_the_json() {
     let http = HttpServer::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let (csv, urls) = targets_csv(dir.path(), &http);
-    let args: Vec<String> = [
+    let args = owned(&[
         "--stdout",
         "-B",
         k.addr(Listener::Plaintext),
         "-T",
         &topic,
         &csv,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    ]);
     let child = spawn(&args, &[]);
     std::thread::sleep(Duration::from_millis(2100));
     term(&child);
@@ -244,7 +229,7 @@ fn sasl_ssl_scram_and_schema_registry_wire_format() {
     let http = HttpServer::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let (csv, _) = targets_csv(dir.path(), &http);
-    let args: Vec<String> = [
+    let args = owned(&[
         "--stdout",
         "-B",
         k.addr(Listener::SaslSsl),
@@ -263,10 +248,7 @@ fn sasl_ssl_scram_and_schema_registry_wire_format() {
         "--compression",
         "gzip",
         &csv,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    ]);
     let child = spawn(
         &args,
         &[("LATENCY_LOGGER_SASL_PASSWORD", k.sasl_password())],
@@ -304,7 +286,7 @@ fn start_up_failures_are_clear_and_non_zero() {
     let csv = dir.path().join("t.csv");
     std::fs::write(&csv, "1, http://127.0.0.1:9/\n").expect("csv");
     let csv = csv.display().to_string();
-    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<String>>();
+    let s = owned;
     type Case<'a> = (Vec<String>, Vec<(&'a str, &'a str)>, i32, &'a str);
     let cases: Vec<Case> = vec![
         (
@@ -415,7 +397,7 @@ fn broker_down_20s_mid_run_loses_and_duplicates_nothing() {
     let http = HttpServer::start();
     let dir = tempfile::tempdir().expect("tempdir");
     let (csv, _) = targets_csv(dir.path(), &http);
-    let args: Vec<String> = [
+    let args = owned(&[
         "--stdout",
         "-B",
         k.addr(Listener::Plaintext),
@@ -424,10 +406,7 @@ fn broker_down_20s_mid_run_loses_and_duplicates_nothing() {
         "--flush-timeout",
         "30",
         &csv,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    ]);
     let child = spawn(&args, &[]);
     std::thread::sleep(Duration::from_secs(3));
     k.stop();

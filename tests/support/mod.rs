@@ -5,6 +5,7 @@
 #![allow(dead_code)] // each test crate uses a different part of this module
 
 pub mod http;
+pub mod process;
 
 #[allow(unused_imports)] // not every test crate uses every name
 pub use http::{FIXED_BODY_LEN, HttpServer, HttpsServer, fixed_body};
