@@ -393,6 +393,8 @@ def criterion(path):
             m2 = re.match(r"^\s+time:\s+\[(.*)\]", line)
             if m2 and name:
                 t = m2.group(1)
+            elif m2:
+                continue
             else:
                 if re.match(r"^\S+$", line.strip()) and not line.startswith(" "):
                     name = line.strip()
@@ -401,6 +403,8 @@ def criterion(path):
         if len(parts) == 6:
             t = f"{parts[2]} {parts[3]} [{parts[0]} {parts[1]} – {parts[4]} {parts[5]}]"
         print(f"micro name={name} time={t.replace(' ', '_')}")
+        # a later "change: time: [...]" (comparison with a saved baseline) is not a time
+        name = None
 
 
 def main():
