@@ -4,7 +4,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: all build release test lint unit test-kafka test-cross bench clean cross-setup static cross-arm
+.PHONY: all build release test lint unit test-kafka test-cross bench bench-build bench-run clean cross-setup static cross-arm
 
 all: release
 
@@ -69,6 +69,30 @@ static:
 cross-arm:
 	bash .ci/cross-build.sh $(ARM_TARGETS)
 endif
+
+# --- benchmarks: figures appended to BENCHMARKS.md (see tests/bench/HEADER.md) ---
+#   make bench-build   release binary, bench programs, criterion bench, and an
+#                      opt-level "z" build for the size/speed comparison
+#   make bench-run     the measurements only (~5-6 min on 2 cores)
+#   make bench         both
+# Knobs: BENCH_PROBES, BENCH_CURL_PER_PROCESS, BENCH_ROUNDS,
+# BENCH_STEADY_SECONDS, BENCH_SCHED_SECONDS, BENCH_OUT (see tests/bench/run.sh).
+BENCH_TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
+BENCH_OPTZ_TARGET_DIR ?= $(BENCH_TARGET_DIR)/optz
+BENCH_RUN = CARGO_TARGET_DIR=$(BENCH_TARGET_DIR) BENCH_OPTZ_TARGET_DIR=$(BENCH_OPTZ_TARGET_DIR) \
+	bash tests/bench/run.sh
+
+bench: bench-build
+	$(BENCH_RUN)
+
+bench-build:
+	CARGO_TARGET_DIR=$(BENCH_TARGET_DIR) $(CARGO) build --release --bin latency-logger --examples
+	CARGO_TARGET_DIR=$(BENCH_TARGET_DIR) $(CARGO) bench --bench micro --no-run
+	CARGO_TARGET_DIR=$(BENCH_OPTZ_TARGET_DIR) CARGO_PROFILE_RELEASE_OPT_LEVEL=z \
+		$(CARGO) build --release --bin latency-logger --example probe_cost
+
+bench-run:
+	$(BENCH_RUN)
 
 clean:
 	$(CARGO) clean
