@@ -82,26 +82,37 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<Vec<Target>, TargetsError> {
 
 /// One non-blank, non-comment line → (interval, URL) or the reason it is bad.
 fn parse_line(text: &[u8]) -> Result<(Duration, String), String> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(text);
-    let mut record = csv::ByteRecord::new();
-    match reader.read_byte_record(&mut record) {
-        Ok(true) => {}
-        Ok(false) => return Err("empty record".to_string()),
-        Err(e) => return Err(format!("unreadable CSV: {e}")),
+    // Most lines have no quotes: split them directly. Building a csv reader
+    // per line costs ~30 µs, which is 30 s for a million targets.
+    if text.contains(&b'"') {
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .trim(csv::Trim::All)
+            .from_reader(text);
+        let mut record = csv::ByteRecord::new();
+        match reader.read_byte_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => return Err("empty record".to_string()),
+            Err(e) => return Err(format!("unreadable CSV: {e}")),
+        }
+        return check_fields(&record.iter().collect::<Vec<_>>());
     }
-    if record.len() != 2 {
+    let fields: Vec<&[u8]> = text.split(|&b| b == b',').map(<[u8]>::trim_ascii).collect();
+    check_fields(&fields)
+}
+
+/// The fields of one record → (interval, URL) or the reason they are bad.
+fn check_fields(fields: &[&[u8]]) -> Result<(Duration, String), String> {
+    if fields.len() != 2 {
         return Err(format!(
             "expected 2 fields `interval_seconds, URL`, found {}",
-            record.len()
+            fields.len()
         ));
     }
     let interval =
-        std::str::from_utf8(&record[0]).map_err(|_| "interval is not valid UTF-8".to_string())?;
-    let url = std::str::from_utf8(&record[1]).map_err(|_| "URL is not valid UTF-8".to_string())?;
+        std::str::from_utf8(fields[0]).map_err(|_| "interval is not valid UTF-8".to_string())?;
+    let url = std::str::from_utf8(fields[1]).map_err(|_| "URL is not valid UTF-8".to_string())?;
     let interval = parse_interval(interval)?;
     check_url(url)?;
     Ok((interval, url.to_string()))
