@@ -73,7 +73,7 @@ endif
 # --- benchmarks: figures appended to BENCHMARKS.md (see tests/bench/HEADER.md) ---
 #   make bench-build   release binary, bench programs, criterion bench, and an
 #                      opt-level "z" build for the size/speed comparison
-#   make bench-run     the measurements only (~5-6 min on 2 cores)
+#   make bench-run     the measurements only (~6-7 min on 2 cores; part 5 starts a local Kafka broker)
 #   make bench         both
 # Knobs: BENCH_PROBES, BENCH_CURL_PER_PROCESS, BENCH_ROUNDS,
 # BENCH_STEADY_SECONDS, BENCH_SCHED_SECONDS, BENCH_OUT (see tests/bench/run.sh).

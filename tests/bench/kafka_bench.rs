@@ -1,23 +1,29 @@
-//! Throughput of the Kafka producer into a local broker.
+//! Throughput of the Kafka path into a local broker, as the Kafka sink runs
+//! it: each probe Report is Avro-encoded (single-object framing, the default
+//! without a registry), keyed by its URL and handed to the producer thread.
 //!
-//!     cargo run --release --example kafka_bench -- BOOTSTRAP TOPIC [RECORDS] [VALUE_BYTES] [-X key=value]...
+//!     cargo run --release --example kafka_bench -- BOOTSTRAP TOPIC [RECORDS] [-X key=value]...
 //!
-//! Sends RECORDS (default 200000) records with ~VALUE_BYTES (default 200)
-//! values and URL-like keys, acks=all, linger 5 ms (unless overridden), then
-//! prints records/s (send → all acknowledged) and Produce bytes per record.
+//! Sends RECORDS (default 200000) reports over 100 distinct URLs with
+//! acks=all and linger 5 ms unless overridden with -X (librdkafka names), then
+//! prints one line of key=value figures: records/s from the first send to the
+//! last acknowledgement, Produce-request bytes per record, Avro bytes per
+//! record. Exit 1 when any record was not delivered.
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use latency_logger::kafka::{KafkaConfig, Producer, Record};
+use latency_logger::report::{AvroEncoder, ErrorKind, Framing, Report};
 
 fn main() {
     let _ = simple_logger::init_with_level(log::Level::Warn);
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() < 2 {
-        eprintln!("usage: kafka_bench BOOTSTRAP TOPIC [RECORDS] [VALUE_BYTES] [-X key=value]...");
+        eprintln!("usage: kafka_bench BOOTSTRAP TOPIC [RECORDS] [-X key=value]...");
         std::process::exit(2);
     }
     let mut cfg = KafkaConfig::new(&args[0]);
     cfg.topic = args[1].clone();
+    cfg.linger = std::time::Duration::from_millis(5);
     let mut positional = Vec::new();
     let mut it = args[2..].iter();
     while let Some(a) = it.next() {
@@ -32,18 +38,25 @@ fn main() {
             positional.push(a.clone());
         }
     }
-    let n: u64 = positional
-        .first()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(200_000);
-    let size: usize = positional
-        .get(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(200);
+    let n: u64 = match positional.first().map(|s| s.parse()) {
+        None => 200_000,
+        Some(Ok(n)) => n,
+        Some(Err(e)) => {
+            eprintln!("RECORDS: {e}");
+            std::process::exit(2);
+        }
+    };
     // The producer thread holds at most a quarter of `buffer`; the rest
     // waits in the channel. Room for everything: nothing is dropped.
     cfg.buffer = cfg.buffer.max(2 * n as usize);
     cfg.flush_timeout = std::time::Duration::from_secs(300);
+    let encoder = match AvroEncoder::new(Framing::SingleObject) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("Avro: {e}");
+            std::process::exit(2);
+        }
+    };
     let p = match Producer::start(cfg.clone()) {
         Ok(p) => p,
         Err(e) => {
@@ -51,62 +64,74 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let now_ms = SystemTime::now()
+    let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    // Values: half pseudo-random bytes (like Avro doubles and longs), half
-    // text, so that compression ratios are not flattered.
-    let mut rng: u64 = 0x9e37_79b9_7f4a_7c15;
-    let values: Vec<Vec<u8>> = (0..1024)
-        .map(|_| {
-            (0..size)
-                .map(|j| {
-                    if j % 2 == 0 {
-                        rng ^= rng << 13;
-                        rng ^= rng >> 7;
-                        rng ^= rng << 17;
-                        rng as u8
-                    } else {
-                        b"https://example.com/health"[j % 26]
-                    }
-                })
-                .collect()
-        })
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    let urls: Vec<String> = (0..100)
+        .map(|i| format!("https://host{i:02}.example.com/health"))
         .collect();
+    let mut avro_bytes = 0u64;
     let t0 = Instant::now();
     for i in 0..n {
-        let key = format!("https://host{}.example.com/path", i % 100);
-        let value = values[(i % 1024) as usize].clone();
-        p.send(Record {
-            key: key.into_bytes(),
-            value,
-            timestamp_ms: now_ms + i as i64,
-        });
+        let report = report(&urls[(i % 100) as usize], now + i as f64 * 1e-3, i);
+        match encoder.encode(&report) {
+            Ok(value) => {
+                avro_bytes += value.len() as u64;
+                p.send(Record {
+                    key: report.url.into_bytes(),
+                    value,
+                    timestamp_ms: (report.timestamp * 1000.0) as i64,
+                });
+            }
+            Err(e) => {
+                eprintln!("encode: {e}");
+                std::process::exit(1);
+            }
+        }
     }
-    let queued = t0.elapsed();
+    let queued = t0.elapsed().as_secs_f64();
     let s = p.close();
-    let total = t0.elapsed();
+    let total = t0.elapsed().as_secs_f64();
+    let per = |x: u64| x as f64 / s.delivered.max(1) as f64;
     println!(
-        "{} records of {} B, acks={:?}, linger={:?}, compression={:?}",
-        n, size, cfg.acks, cfg.linger, cfg.compression
-    );
-    println!(
-        "queued in {:.3} s; delivered {} failed {} dropped {} in {:.3} s: {:.0} records/s",
-        queued.as_secs_f64(),
+        "records={n} delivered={} failed={} dropped={} queued_s={queued:.3} seconds={total:.3} \
+         records_per_s={:.0} bytes_per_record={:.1} avro_bytes_per_record={:.1} acks={:?} linger_ms={} compression={:?}",
         s.delivered,
         s.failed,
         s.dropped,
-        total.as_secs_f64(),
-        s.delivered as f64 / total.as_secs_f64()
+        s.delivered as f64 / total,
+        per(s.produce_bytes),
+        avro_bytes as f64 / n.max(1) as f64,
+        cfg.acks,
+        cfg.linger.as_millis(),
+        cfg.compression,
     );
-    if s.delivered > 0 {
-        println!(
-            "Produce requests: {} bytes, {:.1} bytes/record (key ~{} B + value {} B)",
-            s.produce_bytes,
-            s.produce_bytes as f64 / s.delivered as f64,
-            "https://host00.example.com/path".len(),
-            size
-        );
+    if s.delivered != n {
+        std::process::exit(1);
+    }
+}
+
+/// A plausible probe report: every tenth a failure, timings that vary.
+fn report(url: &str, timestamp: f64, i: u64) -> Report {
+    let jitter = (i % 97) as f64 * 1e-5;
+    let failed = i % 10 == 9;
+    Report {
+        url: url.to_string(),
+        code: if failed { 0 } else { 200 },
+        timestamp,
+        namelookup: 0.000_5 + jitter,
+        connect: 0.001_2 + jitter,
+        appconnect: if failed { 0.0 } else { 0.012 + jitter },
+        pretransfer: if failed { 0.0 } else { 0.012_1 + jitter },
+        starttransfer: if failed { 0.0 } else { 0.045 + jitter },
+        total: 0.046 + jitter,
+        size_download: if failed { 0 } else { 10_000 + (i % 100) as i64 },
+        remote_ip: Some(format!("192.0.2.{}", i % 100)),
+        http_version: (!failed).then(|| "HTTP/1.1".to_string()),
+        error_kind: failed.then_some(ErrorKind::Connect),
+        error: failed.then(|| "connection refused".to_string()),
+        scheduled: timestamp - 0.000_1,
+        lateness: 0.000_1,
     }
 }

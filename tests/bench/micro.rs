@@ -1,9 +1,10 @@
 //! Criterion micro-benchmarks of the pure functions on the hot paths:
 //! scheduler pop+push at three heap sizes, report encoding (Avro, JSON line),
-//! targets CSV parsing. Kept short (a few seconds each) so `make bench` stays
+//! targets CSV parsing, Kafka murmur2 partitioning. Kept short (a few seconds each) so `make bench` stays
 //! bounded; run alone with `cargo bench --bench micro`.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use latency_logger::kafka::partitioner;
 use latency_logger::report::{AvroEncoder, Framing, Report};
 use latency_logger::schedule::Schedule;
 use latency_logger::targets;
@@ -94,20 +95,15 @@ fn csv_parse(c: &mut Criterion) {
     g.finish();
 }
 
-// ---------------------------------------------------------------------------
-// TODO(kafka): murmur2 partitioner benchmark, once `src/kafka/partitioner.rs`
-// exists (being written on the Kafka branch). Add a group such as:
-//
-//     fn murmur2(c: &mut Criterion) {
-//         let key = b"https://edge-device-42.example.net/health";
-//         c.bench_function("kafka/murmur2", |b| {
-//             b.iter(|| black_box(latency_logger::kafka::partitioner::murmur2(black_box(key))))
-//         });
-//     }
-//
-// and list it in `criterion_group!` below. Until then `tests/bench/run.sh` prints
-// "murmur2: skipped (src/kafka absent)".
-// ---------------------------------------------------------------------------
+/// Java-compatible murmur2 partitioning of a URL key (once per record).
+fn murmur2(c: &mut Criterion) {
+    let key = b"https://edge-device-42.example.net/health";
+    let mut g = c.benchmark_group("kafka");
+    g.bench_function("murmur2_partition_for_url_key", |b| {
+        b.iter(|| black_box(partitioner::partition_for(black_box(key), black_box(12))))
+    });
+    g.finish();
+}
 
 criterion_group! {
     name = micro;
@@ -115,6 +111,6 @@ criterion_group! {
         .sample_size(20)
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_millis(1500));
-    targets = schedule_pop_push, report_encoding, csv_parse
+    targets = schedule_pop_push, report_encoding, csv_parse, murmur2
 }
 criterion_main!(micro);

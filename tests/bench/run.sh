@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # `make bench`: every figure of BENCHMARKS.md, measured side by side in one run,
 # then appended to BENCHMARKS.md with date, commit, machine and the commands.
-# Expects the builds of `make bench-build` (Makefile). Bounded: ~5-6 min.
+# Expects the builds of `make bench-build` (Makefile). Bounded: ~6-7 min.
 #
 # Knobs (environment): BENCH_PROBES (1000), BENCH_CURL_PER_PROCESS (1000),
 # BENCH_ROUNDS (3), BENCH_STEADY_SECONDS (60), BENCH_SCHED_SECONDS (10),
-# BENCH_OUT (BENCHMARKS.md), CARGO_TARGET_DIR, BENCH_OPTZ_TARGET_DIR.
+# BENCH_KAFKA_RECORDS (200000), BENCH_OUT (BENCHMARKS.md), CARGO_TARGET_DIR,
+# BENCH_OPTZ_TARGET_DIR, LL_CACHE_DIR (Kafka jars; default .cache).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -18,6 +19,7 @@ N=${BENCH_PROBES:-1000}
 PP=${BENCH_CURL_PER_PROCESS:-1000}
 ROUNDS=${BENCH_ROUNDS:-3}
 STEADY=${BENCH_STEADY_SECONDS:-60}
+KAFKA_RECORDS=${BENCH_KAFKA_RECORDS:-200000}
 SCHED_S=${BENCH_SCHED_SECONDS:-10}
 OUT=${BENCH_OUT:-$ROOT/BENCHMARKS.md}
 TOOLS="python3 $ROOT/tests/bench/tools.py"
@@ -38,8 +40,10 @@ CMDS=$W/commands.txt
 : >"$RAW"
 : >"$CMDS"
 SERVER_PID=
+KAFKA_UP=
 
 cleanup() {
+    if [ -n "$KAFKA_UP" ]; then tests/support/kafka/broker.sh stop "$W/kafka" >/dev/null 2>&1 || true; fi
     if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
     rm -f "$W"/*.csv "$W"/*.jsonl
 }
@@ -189,21 +193,40 @@ done >"$W/steady.csv"
 t=$(tvo "$W/steady.jsonl" timeout -s TERM "$STEADY" "$BIN" -W 8 -Q 100 --splay 1 --cacert "$CA_FILE" "$W/steady.csv" 2>"$W/steady.err")
 raw "p4 $t $($TOOLS steady "$W/steady.jsonl")"
 
-# ---------------------------------------------------------------- 5. producer (hook)
-note "## 5. Kafka producer: see the TODO(kafka) section of tests/bench/run.sh"
-# ---- TODO(kafka): part 5, records/s and bytes/record into a local broker ----
-# Once src/kafka exists: start a local broker (tansu, see shared notes) on a
-# loopback port, then run a producer bench (e.g. tests/bench/produce_rate.rs:
-# N synthetic Reports through the Kafka sink with acks=all, linger 5 ms) under
-# /usr/bin/time -v, and record
-#   raw "p5 status=measured reason=... records_per_s=... bytes_per_record=..."
-# Target: >= 50,000 records/s.
-if [ -d src/kafka ]; then
-    say "5. producer: src/kafka exists but the producer bench is not written yet (TODO in tests/bench/run.sh)"
-    raw "p5 status=skipped reason=src/kafka_exists_but_the_producer_bench_is_still_a_TODO_in_tests/bench/run.sh"
+# ---------------------------------------------------------------- 5. producer
+# A real Apache Kafka broker (tests/support/kafka/broker.sh: jars from Maven
+# Central, cached in $LL_CACHE_DIR), plaintext listener on loopback, a 6-partition
+# topic; kafka_bench Avro-encodes Reports and produces them as the sink does.
+KB=tests/support/kafka/broker.sh
+note "## 5. Kafka producer (Apache Kafka \${KAFKA_VERSION:-4.4.0}, single node, loopback; tests/support/kafka/broker.sh)"
+note "broker.sh install; broker.sh start \$W/kafka --mode plaintext; broker.sh topic \$W/kafka bench-N 6"
+note "/usr/bin/time -v kafka_bench \$KAFKA_PLAINTEXT bench-N $KAFKA_RECORDS [-X compression.type=snappy]   # tests/bench/kafka_bench.rs: acks=all, linger 5 ms, idempotent"
+if [ ! -x "$EX/kafka_bench" ]; then
+    say "5. producer: $EX/kafka_bench not built (make bench-build)"
+    raw "p5 status=skipped reason=kafka_bench_not_built"
+elif ! "$KB" install >"$W/kafka-install.log" 2>&1; then
+    say "5. producer: could not install the Kafka broker: $(tail -1 "$W/kafka-install.log")"
+    raw "p5 status=skipped reason=broker_install_failed_(see_$W/kafka-install.log)"
+elif ! "$KB" start "$W/kafka" --mode plaintext --owner $$ >"$W/kafka-start.log" 2>&1; then
+    say "5. producer: the Kafka broker did not start: $(tail -1 "$W/kafka-start.log")"
+    raw "p5 status=skipped reason=broker_did_not_start_(see_$W/kafka-start.log)"
 else
-    say "5. producer: skipped (src/kafka absent: the Kafka sink is not merged yet)"
-    raw "p5 status=skipped reason=src/kafka_absent_(the_Kafka_sink_is_not_merged_yet)"
+    KAFKA_UP=1
+    BOOT=$(sed -n 's/^KAFKA_PLAINTEXT=//p' "$W/kafka/env")
+    say "5. producer: $ROUNDS round(s) x {none, snappy} x $KAFKA_RECORDS records into $BOOT"
+    for round in $(seq "$ROUNDS"); do
+        for comp in none snappy; do
+            topic=bench-$round-$comp
+            if ! "$KB" topic "$W/kafka" "$topic" 6 >>"$W/kafka-start.log" 2>&1; then
+                raw "p5 status=failed round=$round reason=topic_${topic}_not_created_(see_$W/kafka-start.log)"
+                continue
+            fi
+            line=$(tvo "$W/kb.txt" "$EX/kafka_bench" "$BOOT" "$topic" "$KAFKA_RECORDS" -X "compression.type=$comp")
+            raw "p5 status=measured round=$round $(cat "$W/kb.txt") $line"
+        done
+    done
+    "$KB" stop "$W/kafka" >/dev/null 2>&1 || true
+    KAFKA_UP=
 fi
 
 # ---------------------------------------------------------------- 6. start-up, size
@@ -222,11 +245,6 @@ say "criterion micro-benchmarks"
 note "## micro: cargo bench --bench micro   # tests/bench/micro.rs"
 cargo bench --bench micro >"$W/criterion.txt" 2>"$W/criterion.err" || { say "criterion failed, see $W/criterion.err"; }
 $TOOLS criterion "$W/criterion.txt" >>"$RAW"
-if [ -d src/kafka ]; then
-    note "# murmur2: TODO(kafka) in tests/bench/micro.rs"
-else
-    say "murmur2: skipped (src/kafka absent)"
-fi
 
 # ---------------------------------------------------------------- write up
 T1=$(date +%s)
