@@ -71,15 +71,15 @@ cross-arm:
 endif
 
 # --- benchmarks: figures appended to BENCHMARKS.md (see tests/bench/HEADER.md) ---
-#   make bench-build   release binary, bench programs, criterion bench, and an
-#                      opt-level "z" build for the size/speed comparison
+#   make bench-build   release binary, bench programs, criterion bench, and a
+#                      build with opt-level 3 for every crate (size/speed comparison)
 #   make bench-run     the measurements only (~6-7 min on 2 cores; part 5 starts a local Kafka broker)
 #   make bench         both
 # Knobs: BENCH_PROBES, BENCH_CURL_PER_PROCESS, BENCH_ROUNDS,
 # BENCH_STEADY_SECONDS, BENCH_SCHED_SECONDS, BENCH_OUT (see tests/bench/run.sh).
 BENCH_TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
-BENCH_OPTZ_TARGET_DIR ?= $(BENCH_TARGET_DIR)/optz
-BENCH_RUN = CARGO_TARGET_DIR=$(BENCH_TARGET_DIR) BENCH_OPTZ_TARGET_DIR=$(BENCH_OPTZ_TARGET_DIR) \
+BENCH_ALL3_TARGET_DIR ?= $(BENCH_TARGET_DIR)/all3
+BENCH_RUN = CARGO_TARGET_DIR=$(BENCH_TARGET_DIR) BENCH_ALL3_TARGET_DIR=$(BENCH_ALL3_TARGET_DIR) \
 	bash tests/bench/run.sh
 
 bench: bench-build
@@ -88,8 +88,8 @@ bench: bench-build
 bench-build:
 	CARGO_TARGET_DIR=$(BENCH_TARGET_DIR) $(CARGO) build --release --bin latency-logger --examples
 	CARGO_TARGET_DIR=$(BENCH_TARGET_DIR) $(CARGO) bench --bench micro --no-run
-	CARGO_TARGET_DIR=$(BENCH_OPTZ_TARGET_DIR) CARGO_PROFILE_RELEASE_OPT_LEVEL=z \
-		$(CARGO) build --release --bin latency-logger --example probe_cost
+	CARGO_TARGET_DIR=$(BENCH_ALL3_TARGET_DIR) $(CARGO) build --release --bin latency-logger --example probe_cost \
+		--config 'profile.release.opt-level=3' --config 'profile.release.package."*".opt-level=3' 
 
 bench-run:
 	$(BENCH_RUN)

@@ -17,7 +17,7 @@
 #   DIST_DIR           default: ./dist
 #   CROSS_NIGHTLY      toolchain for build-std (default nightly-2026-05-19)
 #   CROSS_MODE         auto (default) | plain | build-std
-#   SIZE_BUDGET        bytes; a larger binary is reported (default 3 MiB)
+#   SIZE_BUDGET        bytes; a larger binary is reported (default 3 MB = 3,000,000)
 #   SIZE_STRICT=1      ... and makes the script fail
 #   CARGO_PROFILE_RELEASE_OPT_LEVEL=z|s|3 is read by cargo itself.
 set -euo pipefail
@@ -26,7 +26,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 CROSS_NIGHTLY="${CROSS_NIGHTLY:-nightly-2026-05-19}"
 CROSS_MODE="${CROSS_MODE:-auto}"
-SIZE_BUDGET="${SIZE_BUDGET:-3145728}"
+SIZE_BUDGET="${SIZE_BUDGET:-3000000}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 DIST_DIR="${DIST_DIR:-$ROOT/dist}"
 

@@ -606,7 +606,8 @@ impl Connector<Box<dyn Transport>> for TimedTls {
         let bare = host.trim_start_matches('[').trim_end_matches(']');
         let name = ServerName::try_from(bare.to_string())
             .map_err(|_| Error::Tls("invalid TLS server name"))?;
-        let mut conn = ClientConnection::new(self.config.clone(), name)?;
+        let mut conn = ClientConnection::new(self.config.clone(), name)
+            .map_err(|e| Error::Io(io::Error::other(e)))?;
         let mut sock = TransportAdapter::new(transport, details.current_time.clone());
         sock.set_timeout(connect_budget(details)?);
         while conn.is_handshaking() {
@@ -768,7 +769,7 @@ fn describe(
             format!("could not resolve host {host}: {}", inner_message(e)),
         ),
         (Phase::Connect, e) => (ErrorKind::Connect, format!("{} ({addr})", inner_message(e))),
-        (Phase::Tls, e) | (_, e @ (Error::Tls(_) | Error::Rustls(_))) => (
+        (Phase::Tls, e) | (_, e @ Error::Tls(_)) => (
             ErrorKind::Tls,
             format!(
                 "TLS handshake with {host} ({addr}) failed: {}",
@@ -811,7 +812,6 @@ fn is_timeout(err: &Error) -> bool {
 fn inner_message(err: &Error) -> String {
     match err {
         Error::Io(e) => io_message(e),
-        Error::Rustls(e) => e.to_string(),
         Error::Protocol(e) => e.to_string(),
         Error::Http(e) => e.to_string(),
         Error::BadUri(e) => e.clone(),

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Static ARM binaries under qemu-user, end to end on loopback.
+# Static musl binaries (ARM under qemu-user), end to end on loopback.
 #
-# 1. builds (cargo no-ops when up to date) the aarch64 and armv7 musl
+# 1. builds (cargo no-ops when up to date) the x86_64, aarch64 and armv7 musl
 #    binaries with .ci/cross-build.sh, or takes them from the environment;
-# 2. checks they are static ELF for the right machine (no INTERP, no NEEDED);
+# 2. checks they are static ELF for the right machine (no INTERP, no NEEDED)
+#    and within the size budget (SIZE_BUDGET, default 3,000,000 bytes);
 # 3. starts a loopback HTTP server and an HTTPS server whose leaf certificate
 #    (IP:127.0.0.1) is signed by a throwaway test CA;
-# 4. runs each binary under qemu-user with `--cacert CA.pem` on a CSV of both
+# 4. runs each binary (under qemu-user unless it is the host's own
+#    architecture) with `--cacert CA.pem` on a CSV of both
 #    URLs at 0.5 s, sends SIGTERM after ~3 s, requires exit status 0, and
 #    checks the JSON lines: code 200, no error, and
 #    namelookup <= connect <= pretransfer <= starttransfer <= total
@@ -15,7 +17,9 @@
 # Environment:
 #   LL_BIN_AARCH64, LL_BIN_ARMV7   use these binaries, build nothing
 #                                  (LL_BIN_X86_64 with x86_64-unknown-linux-musl in QEMU_TEST_TARGETS)
-#   QEMU_TEST_TARGETS              default "aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf"
+#   QEMU_TEST_TARGETS              default "x86_64-unknown-linux-musl aarch64-unknown-linux-musl
+#                                  armv7-unknown-linux-musleabihf"
+#   SIZE_BUDGET                    bytes (default 3000000)
 #   QEMU_TEST_EXAMPLE=NAME         build examples/NAME instead of the binary
 #   QEMU_TEST_RUN_SECS             how long each binary runs (default 3)
 # Skips (exit 0, reason printed) only when qemu-user is not installed and
@@ -24,7 +28,9 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-TARGETS="${QEMU_TEST_TARGETS:-aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf}"
+TARGETS="${QEMU_TEST_TARGETS:-x86_64-unknown-linux-musl aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf}"
+SIZE_BUDGET="${SIZE_BUDGET:-3000000}"
+HOST_ARCH="$(uname -m)"
 RUN_SECS="${QEMU_TEST_RUN_SECS:-3}"
 NAME=latency-logger
 BUILD_ARGS=()
@@ -46,7 +52,8 @@ qemu_for() {
         *) echo unknown ;;
     esac
 }
-find_qemu() {  # qemu-aarch64-static, or the non-static qemu-user name
+find_qemu() {  # qemu-aarch64-static, or the non-static qemu-user name; nothing for the host's arch
+    if [ "$1" = "$HOST_ARCH" ]; then echo env; return; fi
     command -v "qemu-$1-static" 2>/dev/null || command -v "qemu-$1" 2>/dev/null || true
 }
 bin_var() {
@@ -112,6 +119,12 @@ for t in $TARGETS; do
         ok "$t: file: $desc"
     else
         bad "$t: file says: $desc"
+    fi
+    size="$(stat -c %s "$b")"
+    if [ "$size" -le "$SIZE_BUDGET" ]; then
+        ok "$t: $size bytes (budget $SIZE_BUDGET)"
+    else
+        bad "$t: $size bytes, over the budget of $SIZE_BUDGET bytes"
     fi
     if readelf -l "$b" | grep -q 'INTERP'; then bad "$t: has a PT_INTERP program header"; else ok "$t: no INTERP"; fi
     if readelf -d "$b" | grep -q '(NEEDED)'; then
@@ -205,7 +218,7 @@ for t in $TARGETS; do
         continue
     fi
     secs=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
-    if [ "$rc" = 0 ]; then ok "$t: exit status 0 after SIGTERM (ran ${secs}s under $(basename "$q"))"
+    if [ "$rc" = 0 ]; then ok "$t: exit status 0 after SIGTERM (ran ${secs}s $([ "$q" = env ] && echo natively || echo "under $(basename "$q")"))"
     else bad "$t: exit status $rc after SIGTERM: $(tail -n 5 "$err")"; fi
 
     if python3 - "$out" "$HTTP_URL" "$HTTPS_URL" <<'PY'

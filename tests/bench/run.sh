@@ -6,13 +6,13 @@
 # Knobs (environment): BENCH_PROBES (1000), BENCH_CURL_PER_PROCESS (1000),
 # BENCH_ROUNDS (3), BENCH_STEADY_SECONDS (60), BENCH_SCHED_SECONDS (10),
 # BENCH_KAFKA_RECORDS (200000), BENCH_OUT (BENCHMARKS.md), CARGO_TARGET_DIR,
-# BENCH_OPTZ_TARGET_DIR, LL_CACHE_DIR (Kafka jars; default .cache).
+# BENCH_ALL3_TARGET_DIR, LL_CACHE_DIR (Kafka jars; default .cache).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
 TD=${CARGO_TARGET_DIR:-$ROOT/target}
 REL=$TD/release
-OZ=${BENCH_OPTZ_TARGET_DIR:-$TD/optz}/release
+CMP=${BENCH_ALL3_TARGET_DIR:-$TD/all3}/release
 BIN=$REL/latency-logger
 EX=$REL/examples
 N=${BENCH_PROBES:-1000}
@@ -93,7 +93,7 @@ base_of() { if [ "$1" = https ]; then echo "$HTTPS_BASE"; else echo "$HTTP_BASE"
 # ---------------------------------------------------------------- 1. per-probe cost
 say "1. per-probe cost: $ROUNDS round(s) x {http,https} x {latency-logger, curl} x $N probes"
 note "## 1. per-probe cost (\$N=$N, rounds=$ROUNDS, interleaved)"
-note "probe_cost URL \$N [CA_FILE]       # tests/bench/probe_cost.rs: Prober loop, getrusage around the loop (opt-level 3, and opt-level z build)"
+note "probe_cost URL \$N [CA_FILE]       # tests/bench/probe_cost.rs: Prober loop, getrusage around the loop (shipped release profile, and a build with opt-level 3 for every crate)"
 note "/usr/bin/time -v curl -s -H 'Connection: close' [--cacert CA_FILE] -o /dev/null URL -o /dev/null URL ... (\$N URLs)"
 note "/usr/bin/time -v curl -s --no-sessionid -H 'Connection: close' --cacert CA_FILE -o /dev/null URL ... (\$N URLs, https only)"
 note "/usr/bin/time -v timeout -s TERM 4.02 latency-logger -W 1 -Q 1 [--cacert CA_FILE] one.csv >one.jsonl   # one.csv: '0.004, URL'"
@@ -107,10 +107,10 @@ for round in $(seq "$ROUNDS"); do
         [ $scheme = https ] && cafile=("$CA_FILE")
 
         line=$("$EX/probe_cost" "$url" "$N" "${cafile[@]}")
-        raw "p1.lib.o3.$scheme round=$round $line"
-        if [ -x "$OZ/examples/probe_cost" ]; then
-            line=$("$OZ/examples/probe_cost" "$url" "$N" "${cafile[@]}")
-            raw "p1.lib.oz.$scheme round=$round $line"
+        raw "p1.lib.rel.$scheme round=$round $line"
+        if [ -x "$CMP/examples/probe_cost" ]; then
+            line=$("$CMP/examples/probe_cost" "$url" "$N" "${cafile[@]}")
+            raw "p1.lib.all3.$scheme round=$round $line"
         fi
 
         urls=()
@@ -236,8 +236,8 @@ note "python3 tests/bench/tools.py startup 20 -- latency-logger -v --cacert CA_F
 note "python3 tests/bench/tools.py floor 20 -- latency-logger --version"
 raw "p6.ready $($TOOLS startup 20 -- "$BIN" -v --cacert "$CA_FILE" "$W/steady.csv")"
 raw "p6.floor $($TOOLS floor 20 -- "$BIN" --version)"
-sz="o3=$(stat -c %s "$BIN")"
-[ -x "$OZ/latency-logger" ] && sz="$sz oz=$(stat -c %s "$OZ/latency-logger")"
+sz="rel=$(stat -c %s "$BIN")"
+[ -x "$CMP/latency-logger" ] && sz="$sz all3=$(stat -c %s "$CMP/latency-logger")"
 raw "p6.size $sz"
 
 # ---------------------------------------------------------------- micro

@@ -240,8 +240,8 @@ def summarize(d):
         curl_ref[scheme] = med([r["cpu_per_probe_us"] for r in c])
     ratios = {}
     labels = [
-        ("lib.o3", "latency-logger `Prober` loop (examples/probe_cost, opt-level 3)"),
-        ("lib.oz", "latency-logger `Prober` loop (opt-level \"z\")"),
+        ("lib.rel", "latency-logger `Prober` loop (examples/probe_cost, shipped release profile)"),
+        ("lib.all3", "latency-logger `Prober` loop (opt-level 3 for every crate)"),
         ("bin", "latency-logger real binary, whole process (`-W 1`, 4 ms interval, SIGTERM)"),
         ("curl1", "curl, one process, 1,000 URLs"),
         ("curl1ns", "curl, one process, `--no-sessionid`"),
@@ -261,15 +261,15 @@ def summarize(d):
                 f"{mmm([r['maxrss_kib'] for r in rs])} | {ratio:.2f}× |"
             )
     w("")
-    r_https = ratios.get(("lib.o3", "https"), float("nan"))
+    r_https = ratios.get(("lib.rel", "https"), float("nan"))
     r_https_ns = float("nan")
     ns = by.get("p1.curl1ns.https", [])
     if ns:
-        r_https_ns = med([r["cpu_per_probe_us"] for r in by.get("p1.lib.o3.https", [])]) / med(
+        r_https_ns = med([r["cpu_per_probe_us"] for r in by.get("p1.lib.rel.https", [])]) / med(
             [r["cpu_per_probe_us"] for r in ns]
         )
     bin_rss = max([float(r["maxrss_kib"]) for k in ("http", "https") for r in by.get(f"p1.bin.{k}", [])] or [float("nan")])
-    lib_rss = max([float(r["maxrss_kib"]) for k in ("http", "https") for r in by.get(f"p1.lib.o3.{k}", [])] or [float("nan")])
+    lib_rss = max([float(r["maxrss_kib"]) for k in ("http", "https") for r in by.get(f"p1.lib.rel.{k}", [])] or [float("nan")])
     w(
         f"- Target CPU per fresh HTTPS probe ≤ 0.4× curl: library loop {r_https:.2f}× curl one-process "
         f"({r_https_ns:.2f}× curl `--no-sessionid`) → {verdict(r_https <= 0.4)}; "
@@ -279,13 +279,14 @@ def summarize(d):
         f"- Target peak RSS ≤ 8 MB (8,192 KiB): library loop {lib_rss:.0f} KiB, real binary "
         f"{bin_rss:.0f} KiB → {verdict(max(lib_rss, bin_rss) <= 8192)}."
     )
-    oz = by.get("p1.lib.oz.https", [])
-    if oz:
-        o3 = med([r["cpu_per_probe_us"] for r in by.get("p1.lib.o3.https", [])])
-        z = med([r["cpu_per_probe_us"] for r in oz])
-        o3h = med([r["cpu_per_probe_us"] for r in by.get("p1.lib.o3.http", [])])
-        zh = med([r["cpu_per_probe_us"] for r in by.get("p1.lib.oz.http", [])])
-        w(f"- opt-level \"z\" vs 3, CPU per probe: HTTPS {z / o3:.2f}×, HTTP {zh / o3h:.2f}× (same run, interleaved).")
+    all3 = by.get("p1.lib.all3.https", [])
+    if all3:
+        rel_s = med([r["cpu_per_probe_us"] for r in by.get("p1.lib.rel.https", [])])
+        all3_s = med([r["cpu_per_probe_us"] for r in all3])
+        rel_h = med([r["cpu_per_probe_us"] for r in by.get("p1.lib.rel.http", [])])
+        all3_h = med([r["cpu_per_probe_us"] for r in by.get("p1.lib.all3.http", [])])
+        w(f"- shipped profile (opt-level \"z\" except ring, ureq, ureq-proto, httparse at 3) vs opt-level 3 everywhere, "
+          f"CPU per probe: HTTPS {rel_s / all3_s:.2f}×, HTTP {rel_h / all3_h:.2f}× (same run, interleaved).")
     w("")
 
     # ---- 2. timing fidelity
@@ -386,8 +387,9 @@ def summarize(d):
         w(f"- floor of the harness: exec → exit of `latency-logger --version`: median {f(r['median_ms'], '{:.2f}')} ms "
           f"({f(r['min_ms'], '{:.2f}')}–{f(r['max_ms'], '{:.2f}')}).")
     for r in by.get("p6.size", []):
-        w(f"- release binary (x86_64-unknown-linux-gnu, stripped, LTO): opt-level 3 {int(r['o3']):,} bytes"
-          + (f"; opt-level \"z\" {int(r['oz']):,} bytes ({int(r['oz']) / int(r['o3']):.2f}×)" if r.get("oz") else "") + ".")
+        w(f"- release binary (x86_64-unknown-linux-gnu, stripped, LTO): shipped profile {int(r['rel']):,} bytes"
+          + (f"; opt-level 3 everywhere {int(r['all3']):,} bytes ({int(r['all3']) / int(r['rel']):.2f}×)" if r.get("all3") else "")
+          + ". Static musl sizes: `make static cross-arm` (README).")
     w("")
 
     # ---- micro
