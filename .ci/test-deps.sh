@@ -81,7 +81,10 @@ do_python() {
   log "venv: $venv (confluent-kafka $("$venv/bin/python" -c 'import confluent_kafka; print(confluent_kafka.version())'))"
 }
 
-do_kafka() { "$REPO/tests/support/kafka/broker.sh" install; }
+do_kafka() {
+  "$REPO/tests/support/kafka/broker.sh" install
+  KAFKA_VERSION=3.9.1 "$REPO/tests/support/kafka/broker.sh" install # tests/kafka.sh's 3.x run
+}
 
 do_tansu() {
   if [[ ${SKIP_TANSU:-0} == 1 ]]; then log "SKIP_TANSU=1: not installing tansu"; return 0; fi

@@ -122,16 +122,16 @@ for round in $(seq "$ROUNDS"); do
             raw "p1.curl1ns.$scheme round=$round $(per_probe "$t" "$N") $t"
         fi
 
-        if [ "$round" = 1 ]; then
-            # The real binary, whole process: one target every 4 ms for ~4 s (~1,000 probes).
-            echo "0.004, $url" >"$W/one.csv"
-            t=$(tvo "$W/one.jsonl" timeout -s TERM 4.02 "$BIN" -W 1 -Q 1 "${ca[@]}" "$W/one.csv" 2>"$W/one-$scheme.err")
-            # a late wake-up (> 4 ms) on a busy machine is logged and its slot skipped
-            missed=$(grep -c 'woke late' "$W/one-$scheme.err" || true)
-            c=$($TOOLS count "$W/one.jsonl")
-            ok=$(sed -E 's/.*ok=([0-9]+).*/\1/' <<<"$c")
-            raw "p1.bin.$scheme round=$round $(per_probe "$t" "$ok") $c late_wakeups=$missed $t"
+        # The real binary, whole process: one target every 4 ms for ~4 s (~1,000 probes).
+        echo "0.004, $url" >"$W/one.csv"
+        t=$(tvo "$W/one.jsonl" timeout -s TERM 4.02 "$BIN" -W 1 -Q 1 "${ca[@]}" "$W/one.csv" 2>"$W/one-$scheme.err")
+        # a late wake-up (> 4 ms) on a busy machine is logged and its slot skipped
+        missed=$(grep -c 'woke late' "$W/one-$scheme.err" || true)
+        c=$($TOOLS count "$W/one.jsonl")
+        ok=$(sed -E 's/.*ok=([0-9]+).*/\1/' <<<"$c")
+        raw "p1.bin.$scheme round=$round $(per_probe "$t" "$ok") $c late_wakeups=$missed $t"
 
+        if [ "$round" = 1 ]; then
             say "   curl one process per request, $scheme x $PP"
             t=$(tv bash -c 'for ((i = 0; i < $0; i++)); do curl -s -o /dev/null -H "Connection: close" "$@"; done' "$PP" "${ca[@]}" "$url")
             raw "p1.curlpp.$scheme round=$round $(per_probe "$t" "$PP") $t"
