@@ -40,5 +40,7 @@ if [[ $COMPAT != none ]]; then
   echo "kafka.sh: the producer suite against Apache Kafka $COMPAT"
   KAFKA_VERSION=$COMPAT "$K/broker.sh" install
   KAFKA_VERSION=$COMPAT "$K/broker.sh" start "$WORK/kafka3" --mode all --owner $$
-  env -u LATENCY_LOGGER_TANSU_ENV LATENCY_LOGGER_KAFKA_ENV="$WORK/kafka3/env" cargo test --test kafka_producer
+  # KAFKA_VERSION also reaches the brokers that the outage tests start themselves.
+  KAFKA_VERSION=$COMPAT env -u LATENCY_LOGGER_TANSU_ENV LATENCY_LOGGER_KAFKA_ENV="$WORK/kafka3/env" \
+    cargo test --test kafka_producer
 fi
