@@ -89,7 +89,7 @@ bench-build:
 	CARGO_TARGET_DIR=$(BENCH_TARGET_DIR) $(CARGO) build --release --bin latency-logger --examples
 	CARGO_TARGET_DIR=$(BENCH_TARGET_DIR) $(CARGO) bench --bench micro --no-run
 	CARGO_TARGET_DIR=$(BENCH_ALL3_TARGET_DIR) $(CARGO) build --release --bin latency-logger --example probe_cost \
-		--config 'profile.release.opt-level=3' --config 'profile.release.package."*".opt-level=3' 
+		--config 'profile.release.opt-level=3' --config 'profile.release.package."*".opt-level=3'
 
 bench-run:
 	$(BENCH_RUN)

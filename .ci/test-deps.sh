@@ -83,7 +83,7 @@ do_python() {
 
 do_kafka() {
   "$REPO/tests/support/kafka/broker.sh" install
-  KAFKA_VERSION=3.9.1 "$REPO/tests/support/kafka/broker.sh" install # tests/kafka.sh's 3.x run
+  KAFKA_VERSION=${KAFKA_COMPAT_VERSION:-3.9.1} "$REPO/tests/support/kafka/broker.sh" install # tests/kafka.sh's 3.x run
 }
 
 do_tansu() {

@@ -41,9 +41,10 @@ CMDS=$W/commands.txt
 : >"$CMDS"
 SERVER_PID=
 KAFKA_UP=
+KB=tests/support/kafka/broker.sh
 
 cleanup() {
-    if [ -n "$KAFKA_UP" ]; then tests/support/kafka/broker.sh stop "$W/kafka" >/dev/null 2>&1 || true; fi
+    if [ -n "$KAFKA_UP" ]; then "$KB" stop "$W/kafka" >/dev/null 2>&1 || true; fi
     if [ -n "$SERVER_PID" ]; then kill "$SERVER_PID" 2>/dev/null || true; wait "$SERVER_PID" 2>/dev/null || true; fi
     rm -f "$W"/*.csv "$W"/*.jsonl
 }
@@ -197,7 +198,6 @@ raw "p4 $t $($TOOLS steady "$W/steady.jsonl")"
 # A real Apache Kafka broker (tests/support/kafka/broker.sh: jars from Maven
 # Central, cached in $LL_CACHE_DIR), plaintext listener on loopback, a 6-partition
 # topic; kafka_bench Avro-encodes Reports and produces them as the sink does.
-KB=tests/support/kafka/broker.sh
 note "## 5. Kafka producer (Apache Kafka \${KAFKA_VERSION:-4.4.0}, single node, loopback; tests/support/kafka/broker.sh)"
 note "broker.sh install; broker.sh start \$W/kafka --mode plaintext; broker.sh topic \$W/kafka bench-N 6"
 note "/usr/bin/time -v kafka_bench \$KAFKA_PLAINTEXT bench-N $KAFKA_RECORDS [-X compression.type=snappy]   # tests/bench/kafka_bench.rs: acks=all, linger 5 ms, idempotent"
