@@ -125,6 +125,14 @@ alive() { # DIR
   tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -e "$1/server.properties" -e "broker.sh"
 }
 
+# a child of this shell still running (not a zombie)
+child_alive() { # PID
+  local stat
+  { stat=$(<"/proc/$1/stat"); } 2>/dev/null || return 1
+  stat=${stat##*) }
+  [[ ${stat%% *} != Z ]]
+}
+
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 abs_dir() { mkdir -p "$1" && (cd "$1" && pwd); }
@@ -346,7 +354,11 @@ launch() {
   local plain; plain=$(sed -n 's/^KAFKA_PLAINTEXT=//p' "$dir/env.static")
   local deadline=$((SECONDS + START_TIMEOUT)) ok=no
   while ((SECONDS < deadline)); do
-    alive "$dir" || { tail -n 40 "$dir/broker.log" >&2; die "broker exited during start (log: $dir/broker.log)"; }
+    # $pid was forked by this shell a moment ago (its pid cannot have been
+    # reused yet): a plain liveness check suffices. alive()'s cmdline check can
+    # misfire while the child is inside execve (cmdline briefly empty), which
+    # once failed a start in CI with nothing in the broker's log.
+    child_alive "$pid" || { tail -n 40 "$dir/broker.log" >&2; die "broker exited during start (log: $dir/broker.log)"; }
     if port_open "${plain##*:}" &&
       "$PY" "$HERE/kafka_admin.py" ping "$plain" --timeout 2 >/dev/null 2>&1; then
       ok=yes; break
