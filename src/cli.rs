@@ -10,9 +10,17 @@ use std::time::Duration;
 /// visible to every user of the machine).
 pub const PASSWORD_ENV: &str = "LATENCY_LOGGER_SASL_PASSWORD";
 
-pub const USAGE: &str = "usage: latency-logger [-h] [-V] [-v] [-Q N] [-W N] [--connect-timeout S] \
-[--timeout S] [--follow-redirects] [--splay S] [--cacert FILE] [-B HOST:PORT[,...]] [-T TOPIC] \
-[-S URL] [KAFKA OPTIONS] FILE";
+pub const USAGE: &str = "usage: latency-logger [-h] [-V] [-v] [--check] [-Q N] [-W N] [--connect-timeout S] \
+[--timeout S] [--follow-redirects] [--splay S] [--cacert FILE] [--stop-timeout S] [--flush-timeout S] \
+[--buffer N] [-B HOST:PORT[,...]] [-T TOPIC] [-S URL] [KAFKA OPTIONS] FILE";
+
+/// Upper bounds: beyond them a value is a typo, and would exhaust memory
+/// (the job queue is allocated whole) or threads.
+pub const MAX_QUEUE: usize = 100_000;
+pub const MAX_WORKERS: usize = 1024;
+pub const MAX_BUFFER: usize = 1_000_000;
+/// Longest stop or flush bound: a service manager kills long before.
+pub const MAX_STOP_SECONDS: f64 = 3600.0;
 
 /// One flag's documentation: (short, long, value name, help).
 type FlagDoc = (
@@ -33,16 +41,22 @@ const FLAGS: &[FlagDoc] = &[
         "Log more to stderr (default: start-up and shutdown summaries and problems; -v debug, -vv trace).",
     ),
     (
+        None,
+        "check",
+        None,
+        "Check the flags and the targets file, print a summary, exit 0 (or 2 with every problem). Starts nothing.",
+    ),
+    (
         Some('Q'),
         "queue",
         Some("N"),
-        "Capacity of the job queue between scheduler and workers [default: 100]. A job due while it is full is reported as `skipped`.",
+        "Capacity of the job queue between scheduler and workers [default: 100, at most 100000]. A job due while it is full is reported as `skipped`.",
     ),
     (
         Some('W'),
         "workers",
         Some("N"),
-        "Number of worker threads probing in parallel [default: 3].",
+        "Number of worker threads probing in parallel [default: 3, at most 1024].",
     ),
     (
         None,
@@ -73,6 +87,30 @@ const FLAGS: &[FlagDoc] = &[
         "cacert",
         Some("FILE"),
         "PEM CA bundle to trust for HTTPS targets (default: built-in web roots).",
+    ),
+    (
+        None,
+        "stop-timeout",
+        Some("S"),
+        "After SIGINT/SIGTERM, seconds probes in flight may still run; then they are reported as `interrupted` [default: 10].",
+    ),
+    (
+        None,
+        "flush-timeout",
+        Some("S"),
+        "Seconds allowed at shutdown to write or deliver pending records, after --stop-timeout [default: 10].",
+    ),
+    (
+        None,
+        "buffer",
+        Some("N"),
+        "Records waiting for the output (a slow stdout reader, an unreachable Kafka); beyond it the oldest are dropped [default: 100000, at most 1000000].",
+    ),
+    (
+        None,
+        "stdout",
+        None,
+        "With -B: also print JSON lines on stdout.",
     ),
     (
         Some('B'),
@@ -154,18 +192,6 @@ const FLAGS: &[FlagDoc] = &[
     ),
     (
         None,
-        "buffer",
-        Some("N"),
-        "Records held while Kafka is unreachable; beyond it the oldest are dropped [default: 100000].",
-    ),
-    (
-        None,
-        "flush-timeout",
-        Some("S"),
-        "Seconds allowed at shutdown to deliver pending records [default: 10].",
-    ),
-    (
-        None,
         "create-topic",
         None,
         "Ask the broker to create a missing topic (if it allows that).",
@@ -183,6 +209,7 @@ const FLAGS: &[FlagDoc] = &[
 pub struct LowArgs {
     pub help: bool,
     pub version: bool,
+    pub check: bool,
     pub verbose: u8,
     pub queue: Option<String>,
     pub workers: Option<String>,
@@ -195,6 +222,8 @@ pub struct LowArgs {
     pub schema_registry: Option<String>,
     pub sasl_password_file: Option<PathBuf>,
     pub flush_timeout: Option<String>,
+    pub stop_timeout: Option<String>,
+    pub buffer: Option<String>,
     pub create_topic: bool,
     pub also_stdout: bool,
     /// Kafka producer settings as librdkafka names them, in the order given,
@@ -241,6 +270,7 @@ pub fn parse_low(args: impl IntoIterator<Item = OsString>) -> Result<LowArgs, Us
             Short('h') | Long("help") => low.help = true,
             Short('V') | Long("version") => low.version = true,
             Short('v') | Long("verbose") => low.verbose = low.verbose.saturating_add(1),
+            Long("check") => low.check = true,
             Short('Q') | Long("queue") => low.queue = Some(text(&mut p, "-Q/--queue")?),
             Short('W') | Long("workers") => low.workers = Some(text(&mut p, "-W/--workers")?),
             Long("connect-timeout") => {
@@ -267,8 +297,9 @@ pub fn parse_low(args: impl IntoIterator<Item = OsString>) -> Result<LowArgs, Us
             Long("acks") => kafka("acks", &mut p, "--acks")?,
             Long("compression") => kafka("compression.type", &mut p, "--compression")?,
             Long("linger-ms") => kafka("linger.ms", &mut p, "--linger-ms")?,
-            Long("buffer") => kafka("queue.buffering.max.messages", &mut p, "--buffer")?,
+            Long("buffer") => low.buffer = Some(text(&mut p, "--buffer")?),
             Long("flush-timeout") => low.flush_timeout = Some(text(&mut p, "--flush-timeout")?),
+            Long("stop-timeout") => low.stop_timeout = Some(text(&mut p, "--stop-timeout")?),
             Long("create-topic") => low.create_topic = true,
             Long("stdout") => low.also_stdout = true,
             Short('X') | Long("producer-property") => {
@@ -299,6 +330,8 @@ pub enum Command {
     Help,
     Version,
     Run(Box<Config>),
+    /// `--check`: validate the flags (done) and the targets file, start nothing.
+    Check(Box<Config>),
 }
 
 /// Validated configuration.
@@ -312,6 +345,11 @@ pub struct Config {
     pub follow_redirects: bool,
     pub splay: Duration,
     pub cacert: Option<PathBuf>,
+    pub stop_timeout: Duration,
+    /// Bound on writing (stdout) or delivering (Kafka) what is pending at shutdown.
+    pub flush_timeout: Duration,
+    /// Records that may wait for the output.
+    pub buffer: usize,
     pub file: PathBuf,
     /// Present when `-B` (or `-X bootstrap.servers=`) asks for the Kafka sink.
     pub kafka: Option<KafkaArgs>,
@@ -370,13 +408,9 @@ pub fn to_config(low: LowArgs, password_env: Option<String>) -> Result<Command, 
     if low.version {
         return Ok(Command::Version);
     }
-    let queue = count(low.queue.as_deref(), "-Q/--queue", 100)?;
-    let workers = count(low.workers.as_deref(), "-W/--workers", 3)?;
-    if workers > 4096 {
-        return Err(UsageError(format!(
-            "-W/--workers: {workers} is more than 4096 threads"
-        )));
-    }
+    let queue = count(low.queue.as_deref(), "-Q/--queue", 100, MAX_QUEUE)?;
+    let workers = count(low.workers.as_deref(), "-W/--workers", 3, MAX_WORKERS)?;
+    let buffer = count(low.buffer.as_deref(), "--buffer", 100_000, MAX_BUFFER)?;
     let connect_timeout = seconds(
         low.connect_timeout.as_deref(),
         "--connect-timeout",
@@ -385,6 +419,14 @@ pub fn to_config(low: LowArgs, password_env: Option<String>) -> Result<Command, 
     )?;
     let timeout = seconds(low.timeout.as_deref(), "--timeout", 300.0, false)?;
     let splay = seconds(low.splay.as_deref(), "--splay", 0.0, true)?;
+    let stop_timeout = bound(
+        seconds(low.stop_timeout.as_deref(), "--stop-timeout", 10.0, true)?,
+        "--stop-timeout",
+    )?;
+    let flush_timeout = bound(
+        seconds(low.flush_timeout.as_deref(), "--flush-timeout", 10.0, true)?,
+        "--flush-timeout",
+    )?;
     let file = low
         .file
         .ok_or_else(|| UsageError("missing the targets FILE argument".to_string()))?;
@@ -392,12 +434,17 @@ pub fn to_config(low: LowArgs, password_env: Option<String>) -> Result<Command, 
     let kafka_only = low.topic.is_some()
         || low.schema_registry.is_some()
         || low.sasl_password_file.is_some()
-        || low.flush_timeout.is_some()
         || low.create_topic
         || low.also_stdout
         || !low.kafka.is_empty();
     let kafka = if wants_kafka {
         let mut properties = low.kafka;
+        if low.buffer.is_some() {
+            properties.push((
+                "queue.buffering.max.messages".to_string(),
+                buffer.to_string(),
+            ));
+        }
         if let Some(path) = &low.sasl_password_file {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 UsageError(format!(
@@ -434,7 +481,7 @@ pub fn to_config(low: LowArgs, password_env: Option<String>) -> Result<Command, 
         Some(KafkaArgs {
             topic,
             schema_registry: low.schema_registry,
-            flush_timeout: seconds(low.flush_timeout.as_deref(), "--flush-timeout", 10.0, true)?,
+            flush_timeout,
             create_topic: low.create_topic,
             also_stdout: low.also_stdout,
             properties,
@@ -447,7 +494,7 @@ pub fn to_config(low: LowArgs, password_env: Option<String>) -> Result<Command, 
     } else {
         None
     };
-    Ok(Command::Run(Box::new(Config {
+    let config = Box::new(Config {
         verbose: low.verbose,
         queue,
         workers,
@@ -456,20 +503,49 @@ pub fn to_config(low: LowArgs, password_env: Option<String>) -> Result<Command, 
         follow_redirects: low.follow_redirects,
         splay,
         cacert: low.cacert,
+        stop_timeout,
+        flush_timeout,
+        buffer,
         file,
         kafka,
-    })))
+    });
+    Ok(if low.check {
+        Command::Check(config)
+    } else {
+        Command::Run(config)
+    })
 }
 
-/// A positive whole number.
-fn count(v: Option<&str>, flag: &str, default: usize) -> Result<usize, UsageError> {
+/// A positive whole number, at most `max`.
+fn count(v: Option<&str>, flag: &str, default: usize, max: usize) -> Result<usize, UsageError> {
     let Some(v) = v else { return Ok(default) };
-    match v.trim().parse::<usize>() {
-        Ok(n) if n > 0 => Ok(n),
+    let shown = crate::redact::value(v);
+    let digits = v.trim();
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(UsageError(format!(
+            "{flag}: `{shown}` is not a positive whole number"
+        )));
+    }
+    match digits.parse::<usize>() {
+        Ok(0) => Err(UsageError(format!(
+            "{flag}: `{shown}` is not a positive whole number"
+        ))),
+        Ok(n) if n <= max => Ok(n),
         _ => Err(UsageError(format!(
-            "{flag}: `{v}` is not a positive whole number"
+            "{flag}: `{shown}` is more than the maximum of {max}"
         ))),
     }
+}
+
+/// A stop or flush bound of at most [`MAX_STOP_SECONDS`].
+fn bound(d: Duration, flag: &str) -> Result<Duration, UsageError> {
+    if d.as_secs_f64() > MAX_STOP_SECONDS {
+        return Err(UsageError(format!(
+            "{flag}: {} s is more than the maximum of {MAX_STOP_SECONDS} s",
+            d.as_secs_f64()
+        )));
+    }
+    Ok(d)
 }
 
 /// Seconds, fractions allowed; zero only where `zero_ok`.
@@ -481,10 +557,12 @@ fn seconds(
 ) -> Result<Duration, UsageError> {
     let secs = match v {
         None => default,
-        Some(v) => v
-            .trim()
-            .parse::<f64>()
-            .map_err(|_| UsageError(format!("{flag}: `{v}` is not a number of seconds")))?,
+        Some(v) => v.trim().parse::<f64>().map_err(|_| {
+            UsageError(format!(
+                "{flag}: `{}` is not a number of seconds",
+                crate::redact::value(v)
+            ))
+        })?,
     };
     let ok = secs.is_finite() && (secs > 0.0 || (zero_ok && secs == 0.0)) && secs <= 31_622_400.0;
     if !ok {
@@ -495,7 +573,7 @@ fn seconds(
         };
         return Err(UsageError(format!(
             "{flag}: `{}` must be {want} seconds (at most a year)",
-            v.unwrap_or_default()
+            crate::redact::value(v.unwrap_or_default())
         )));
     }
     Ok(Duration::from_secs_f64(secs))
@@ -597,6 +675,45 @@ mod tests {
         assert_eq!(err(&[]), "missing the targets FILE argument");
         assert!(err(&["a.csv", "b.csv"]).contains("unexpected extra argument"));
         assert!(err(&["-Q"]).contains("-Q"));
+    }
+
+    #[test]
+    fn absurd_sizes_are_refused_with_the_bound() {
+        assert_eq!(
+            err(&["-Q", "18446744073709551615", "t.csv"]),
+            "-Q/--queue: `18446744073709551615` is more than the maximum of 100000"
+        );
+        assert_eq!(
+            err(&["-Q", "99999999999999999999999", "t.csv"]),
+            "-Q/--queue: `99999999999999999999999` is more than the maximum of 100000"
+        );
+        assert!(err(&["-Q", "100000000", "t.csv"]).contains("maximum of 100000"));
+        assert!(err(&["-W", "5000", "t.csv"]).contains("maximum of 1024"));
+        assert!(err(&["--buffer", "1000000000", "t.csv"]).contains("maximum of 1000000"));
+        assert!(err(&["-Q", "+5", "t.csv"]).contains("not a positive whole number"));
+        assert!(err(&["--stop-timeout", "7200", "t.csv"]).contains("maximum of 3600"));
+        let c = config(&["-Q", "100000", "-W", "1024", "--buffer", "5", "t.csv"]);
+        assert_eq!((c.queue, c.workers, c.buffer), (100_000, 1024, 5));
+    }
+
+    #[test]
+    fn stop_flush_and_buffer_apply_without_kafka() {
+        let c = config(&["--stop-timeout", "0", "--flush-timeout", "2.5", "t.csv"]);
+        assert_eq!(c.stop_timeout, Duration::ZERO);
+        assert_eq!(c.flush_timeout, Duration::from_millis(2500));
+        assert!(c.kafka.is_none());
+        let c = config(&["-B", "k:1", "--buffer", "7", "t.csv"]);
+        let k = c.kafka.expect("kafka");
+        assert!(
+            k.properties
+                .contains(&("queue.buffering.max.messages".into(), "7".into()))
+        );
+    }
+
+    #[test]
+    fn check_is_a_command_with_the_same_validation() {
+        assert!(matches!(run(&["--check", "t.csv"]), Ok(Command::Check(_))));
+        assert!(run(&["--check", "-Q", "0", "t.csv"]).is_err());
     }
 
     #[test]

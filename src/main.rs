@@ -5,8 +5,9 @@ use latency_logger::pipeline::{self, Outcome, Settings};
 use latency_logger::probe::{ProbeConfig, Prober};
 use latency_logger::shutdown::{self, Event};
 use latency_logger::sink::kafka::{self, StartError};
-use latency_logger::sink::{Sink, Tee, stdout::JsonLines};
-use latency_logger::targets;
+use latency_logger::sink::stdout::{End, JsonLines, StdoutFile};
+use latency_logger::sink::{Sink, Tee};
+use latency_logger::{startup, targets};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -37,16 +38,28 @@ enum Failure {
 fn run() -> Result<ExitCode, Failure> {
     let low = cli::parse_low(std::env::args_os().skip(1))
         .map_err(|e| Failure::Usage(format!("{e}\n{}", cli::USAGE)))?;
-    let config = match cli::to_config(low, std::env::var(cli::PASSWORD_ENV).ok()) {
+    let (config, check) = match cli::to_config(low, std::env::var(cli::PASSWORD_ENV).ok()) {
         Ok(Command::Help) => return print(&cli::help()),
         Ok(Command::Version) => {
             return print(&format!("latency-logger {}\n", env!("CARGO_PKG_VERSION")));
         }
-        Ok(Command::Run(c)) => *c,
+        Ok(Command::Run(c)) => (*c, false),
+        Ok(Command::Check(c)) => (*c, true),
         Err(e) => return Err(Failure::Usage(format!("{e}\n{}", cli::USAGE))),
     };
     init_logging(config.verbose);
-    let targets = targets::load(&config.file).map_err(|e| Failure::Usage(e.to_string()))?;
+    // Signals first: a stop during start-up (a huge targets file, a FIFO
+    // without a writer, a registry that does not answer) is a stop like any other.
+    let (events_tx, events) = crossbeam_channel::unbounded::<Event>();
+    shutdown::watch_signals(events_tx.clone())
+        .map_err(|e| Failure::Runtime(format!("cannot install signal handlers: {e}")))?;
+    let file = config.file.clone();
+    let load: pipeline::Loader = Arc::new(move || targets::load(&file));
+    let Some(loaded) = startup::load_targets(&load, &events) else {
+        log::info!("stopped during start-up");
+        return Ok(ExitCode::SUCCESS);
+    };
+    let targets = loaded.map_err(|e| Failure::Usage(e.to_string()))?;
     let prober = Prober::new(&ProbeConfig {
         connect_timeout: config.connect_timeout,
         timeout: config.timeout,
@@ -54,10 +67,10 @@ fn run() -> Result<ExitCode, Failure> {
         ca_file: config.cacert.clone(),
     })
     .map_err(Failure::Usage)?;
+    if check {
+        return print(&format!("{}\n", startup::summary(&config, &targets)));
+    }
 
-    let (events_tx, events) = crossbeam_channel::unbounded::<Event>();
-    shutdown::watch_signals(events_tx.clone())
-        .map_err(|e| Failure::Runtime(format!("cannot install signal handlers: {e}")))?;
     let Some(sink) = make_sink(&config, &events_tx, &events)? else {
         return Ok(ExitCode::SUCCESS);
     };
@@ -65,8 +78,9 @@ fn run() -> Result<ExitCode, Failure> {
         workers: config.workers,
         queue: config.queue,
         splay: config.splay,
+        stop_timeout: config.stop_timeout,
     };
-    match pipeline::run(targets, prober, sink, &settings, &events_tx, &events) {
+    match pipeline::run(targets, prober, sink, &settings, load, &events_tx, &events) {
         Ok(Outcome::Stopped) => Ok(ExitCode::SUCCESS),
         Ok(Outcome::Failed(msg)) => Err(Failure::Runtime(msg)),
         Err(e) => Err(Failure::Runtime(format!("cannot start threads: {e}"))),
@@ -81,29 +95,36 @@ fn make_sink(
     events: &crossbeam_channel::Receiver<Event>,
 ) -> Result<Option<Arc<dyn Sink>>, Failure> {
     let events_out = events_tx.clone();
-    let stdout = move || -> Arc<dyn Sink> {
-        let on_closed = Box::new(move || {
-            let _ = events_out.send(Event::OutputClosed);
+    let stdout = move || -> Result<Arc<dyn Sink>, Failure> {
+        let on_end = Box::new(move |end| {
+            let _ = events_out.send(match end {
+                End::ReaderGone => Event::OutputClosed,
+                End::Failed(e) => Event::SinkFailed(e),
+            });
         });
-        Arc::new(JsonLines::new(std::io::stdout(), on_closed))
+        let out =
+            StdoutFile::open().map_err(|e| Failure::Runtime(format!("cannot use stdout: {e}")))?;
+        let sink = JsonLines::start(out, config.buffer, config.flush_timeout, on_end)
+            .map_err(|e| Failure::Runtime(format!("cannot start the stdout writer: {e}")))?;
+        Ok(Arc::new(sink))
     };
     if let Some(args) = &config.kafka {
         // Waiting for the registry doubles as listening for a stop signal.
         let keep_waiting = |delay| {
             matches!(
                 events.recv_timeout(delay),
-                Err(crossbeam_channel::RecvTimeoutError::Timeout)
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) | Ok(Event::Reload)
             )
         };
         return match kafka::start(args, keep_waiting) {
-            Ok(sink) if args.also_stdout => Ok(Some(Arc::new(Tee(Arc::new(sink), stdout())))),
+            Ok(sink) if args.also_stdout => Ok(Some(Arc::new(Tee(Arc::new(sink), stdout()?)))),
             Ok(sink) => Ok(Some(Arc::new(sink))),
             Err(StartError::Config(e)) => Err(Failure::Usage(e)),
             Err(StartError::Runtime(e)) => Err(Failure::Runtime(e)),
             Err(StartError::Interrupted) => Ok(None),
         };
     }
-    Ok(Some(stdout()))
+    Ok(Some(stdout()?))
 }
 
 /// Prints help or version; a closed stdout is not an error.

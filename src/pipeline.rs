@@ -1,16 +1,17 @@
 //! The running service: starts the scheduler thread and the workers, waits
-//! for a signal or a failure, then stops everything in order (scheduler,
-//! in-flight probes, sink flush) and says how it went.
+//! for a signal or a failure (reloading the targets on SIGHUP meanwhile), then
+//! stops everything in order within bounds (scheduler; in-flight probes up to
+//! the stop timeout, then reported as interrupted; sink flush) and says how it went.
 
-use crate::probe::Prober;
+use crate::probe::{Prober, Progress};
 use crate::report::Report;
-use crate::schedule::{self, Job, Overflow, Schedule};
+use crate::schedule::{self, Control, Job, Overflow, Schedule};
 use crate::shutdown::{Event, ExitGuard};
 use crate::sink::Sink;
-use crate::targets::Target;
+use crate::targets::{Target, TargetsError};
 use crossbeam_channel::{Receiver, Sender};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -51,7 +52,14 @@ pub struct Settings {
     pub workers: usize,
     pub queue: usize,
     pub splay: Duration,
+    /// After a stop request, how long probes in flight may still run before
+    /// they are reported as `interrupted` and left behind.
+    pub stop_timeout: Duration,
 }
+
+/// Reads the targets again (SIGHUP). Runs on a thread of its own, so a file
+/// that blocks (a FIFO without a writer) never stops the service from stopping.
+pub type Loader = Arc<dyn Fn() -> Result<Vec<Target>, TargetsError> + Send + Sync>;
 
 /// How a run ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -63,14 +71,13 @@ pub enum Outcome {
 }
 
 struct Shared {
-    targets: Arc<[Target]>,
     sink: Arc<dyn Sink>,
     clock: Clock,
 }
 
 impl Overflow for Shared {
     fn queue_full(&self, job: Job) {
-        let url = &self.targets[job.target].url;
+        let url = &job.target.url.shown;
         log::debug!("{url}: job queue full, probe skipped");
         self.sink.emit(Report::skipped(
             url,
@@ -81,49 +88,70 @@ impl Overflow for Shared {
     }
 }
 
+/// What a worker is doing, visible to the main thread at shutdown.
+#[derive(Default)]
+struct Slot {
+    running: Option<Running>,
+    /// Set by the main thread when the stop bound ran out: from then on the
+    /// worker emits nothing (its probe was already reported as interrupted).
+    abandoned: bool,
+}
+
+struct Running {
+    job: Job,
+    progress: Progress,
+}
+
+type Slots = Arc<[Mutex<Slot>]>;
+
+fn lock(slot: &Mutex<Slot>) -> MutexGuard<'_, Slot> {
+    slot.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Runs until a signal, a closed stdout or a failure. `events` must already
 /// receive signals (see `shutdown::watch_signals`); the sink's callbacks may
-/// send on `events_tx` too.
+/// send on `events_tx` too. SIGHUP reloads the targets with `load`.
 pub fn run(
     targets: Vec<Target>,
     prober: Prober,
     sink: Arc<dyn Sink>,
     settings: &Settings,
+    load: Loader,
     events_tx: &Sender<Event>,
     events: &Receiver<Event>,
 ) -> std::io::Result<Outcome> {
     let clock = Clock::now();
-    let intervals = targets.iter().map(|t| t.interval).collect();
-    let schedule = Schedule::new(intervals, clock.start, settings.splay);
-    let shared = Arc::new(Shared {
-        targets: targets.into(),
-        sink,
-        clock,
-    });
+    let count = targets.len();
+    let schedule = Schedule::new(targets, clock.start, settings.splay);
+    let shared = Arc::new(Shared { sink, clock });
     let prober = Arc::new(prober);
     let stopping = Arc::new(AtomicBool::new(false));
+    let slots: Slots = (0..settings.workers)
+        .map(|_| Mutex::new(Slot::default()))
+        .collect();
     let (jobs_tx, jobs_rx) = crossbeam_channel::bounded::<Job>(settings.queue);
-    let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
+    let (control_tx, control_rx) = crossbeam_channel::unbounded::<Control>();
 
     let scheduler = {
         let shared = shared.clone();
         let events = events_tx.clone();
+        let splay = settings.splay;
         std::thread::Builder::new()
             .name("scheduler".into())
             .spawn(move || {
                 let _guard = ExitGuard::new(events, |panicked| Event::SchedulerExited { panicked });
-                let describe = |i: usize| shared.targets[i].url.clone();
-                schedule::run_loop(schedule, &jobs_tx, &stop_rx, &*shared, &describe)
+                schedule::run_loop(schedule, &jobs_tx, &control_rx, &*shared, splay)
             })?
     };
 
     let mut workers: Vec<JoinHandle<()>> = Vec::with_capacity(settings.workers);
     for id in 0..settings.workers {
-        let (shared, prober, stopping, jobs) = (
+        let (shared, prober, stopping, jobs, slots) = (
             shared.clone(),
             prober.clone(),
             stopping.clone(),
             jobs_rx.clone(),
+            slots.clone(),
         );
         let events = events_tx.clone();
         let handle = std::thread::Builder::new()
@@ -131,29 +159,28 @@ pub fn run(
             .spawn(move || {
                 let _guard =
                     ExitGuard::new(events, move |panicked| Event::WorkerExited { id, panicked });
-                work(&jobs, &prober, &shared, &stopping);
+                work(&jobs, &prober, &shared, &stopping, &slots[id]);
             });
         match handle {
             Ok(h) => workers.push(h),
             Err(e) => {
-                drop(stop_tx);
+                drop(control_tx);
                 return Err(e);
             }
         }
     }
     drop(jobs_rx);
     log::info!(
-        "probing {} target(s) with {} worker(s), queue {}",
-        shared.targets.len(),
+        "probing {count} target(s) with {} worker(s), queue {}",
         settings.workers,
         settings.queue
     );
 
-    let outcome = wait(events);
+    let mut outcome = wait(events, events_tx, &control_tx, &load);
     stopping.store(true, Ordering::SeqCst);
-    // Closing the stop channel wakes the scheduler at once; it then drops the
-    // job sender, so workers finish what they hold and see the channel close.
-    drop(stop_tx);
+    // Closing the control channel wakes the scheduler at once; it then drops
+    // the job sender, so workers finish what they hold and see the channel close.
+    drop(control_tx);
     let counts = scheduler.join().unwrap_or_default();
     log::info!(
         "scheduler stopped: {} dispatched, {} skipped (queue full), {} missed after stalls",
@@ -161,11 +188,37 @@ pub fn run(
         counts.skipped,
         counts.missed
     );
-    let mut outcome = outcome;
-    for (id, w) in workers.into_iter().enumerate() {
-        if w.join().is_err() && outcome == Outcome::Stopped {
+    let deadline = Instant::now() + settings.stop_timeout;
+    while workers.iter().any(|w| !w.is_finished()) && Instant::now() < deadline {
+        std::thread::sleep(STOP_POLL);
+    }
+    let mut interrupted = 0;
+    for (id, (w, slot)) in workers.into_iter().zip(slots.iter()).enumerate() {
+        let mut slot = lock(slot);
+        slot.abandoned = true;
+        if let Some(running) = slot.running.take() {
+            interrupted += 1;
+            let why = format!(
+                "stopped at shutdown (--stop-timeout {:.1} s)",
+                settings.stop_timeout.as_secs_f64()
+            );
+            let mut report = running
+                .progress
+                .interrupted(&running.job.target.url.shown, &why);
+            report.scheduled = shared.clock.wall(running.job.deadline);
+            report.lateness = (report.timestamp - report.scheduled).max(0.0);
+            shared.sink.emit(report);
+        }
+        drop(slot);
+        if w.is_finished() && w.join().is_err() && outcome == Outcome::Stopped {
             outcome = Outcome::Failed(format!("worker {id} panicked while stopping"));
         }
+    }
+    if interrupted > 0 {
+        log::warn!(
+            "{interrupted} probe(s) still running after --stop-timeout {:.1} s: reported as interrupted",
+            settings.stop_timeout.as_secs_f64()
+        );
     }
     match shared.sink.close() {
         Ok(summary) => log::info!("{summary}"),
@@ -179,51 +232,124 @@ pub fn run(
     Ok(outcome)
 }
 
-/// Waits for the first event that ends the run.
-fn wait(events: &Receiver<Event>) -> Outcome {
-    let Ok(event) = events.recv() else {
-        return Outcome::Failed("event channel closed".into());
-    };
-    match event {
-        Event::Signal(_) | Event::OutputClosed => Outcome::Stopped,
-        Event::WorkerExited { id, panicked } => {
-            let how = if panicked { "panicked" } else { "exited" };
-            let msg = format!("worker {id} {how} unexpectedly; shutting down");
+/// How often the main thread looks whether the workers have finished while stopping.
+const STOP_POLL: Duration = Duration::from_millis(10);
+
+/// Waits for the first event that ends the run, reloading on SIGHUP meanwhile.
+fn wait(
+    events: &Receiver<Event>,
+    events_tx: &Sender<Event>,
+    control: &Sender<Control>,
+    load: &Loader,
+) -> Outcome {
+    let mut reloading = false;
+    loop {
+        let Ok(event) = events.recv() else {
+            return Outcome::Failed("event channel closed".into());
+        };
+        let failed = |msg: String| {
             log::error!("{msg}");
             Outcome::Failed(msg)
-        }
-        Event::SchedulerExited { panicked } => {
-            let how = if panicked { "panicked" } else { "exited" };
-            let msg = format!("scheduler {how} unexpectedly; shutting down");
-            log::error!("{msg}");
-            Outcome::Failed(msg)
-        }
-        Event::SinkFailed(e) => {
-            log::error!("{e}");
-            Outcome::Failed(e)
+        };
+        match event {
+            Event::Signal(_) | Event::OutputClosed => return Outcome::Stopped,
+            Event::Reload if reloading => {
+                log::warn!("reload: already reading the targets file; this request is ignored");
+            }
+            Event::Reload => {
+                let (load, tx) = (load.clone(), events_tx.clone());
+                let spawned = std::thread::Builder::new()
+                    .name("reload".into())
+                    .spawn(move || {
+                        let _ = tx.send(Event::Reloaded(load()));
+                    });
+                match spawned {
+                    Ok(_) => reloading = true,
+                    Err(e) => log::error!("reload: cannot start a thread to read the file: {e}"),
+                }
+            }
+            Event::Reloaded(result) => {
+                reloading = false;
+                match result {
+                    Ok(targets) => {
+                        let n = targets.len();
+                        if control.send(Control::Reload(targets)).is_err() {
+                            return failed("scheduler gone during a reload".into());
+                        }
+                        log::info!("reload: {n} target(s) read");
+                    }
+                    Err(e) => {
+                        for problem in &e.problems {
+                            log::error!("reload: {problem}");
+                        }
+                        log::error!("reload failed: still probing the previous targets");
+                    }
+                }
+            }
+            Event::WorkerExited { id, panicked } => {
+                let how = if panicked { "panicked" } else { "exited" };
+                return failed(format!("worker {id} {how} unexpectedly; shutting down"));
+            }
+            Event::SchedulerExited { panicked } => {
+                let how = if panicked { "panicked" } else { "exited" };
+                return failed(format!("scheduler {how} unexpectedly; shutting down"));
+            }
+            Event::SinkFailed(e) => return failed(e),
         }
     }
 }
 
 /// A worker: probe each job, stamp it with its schedule, hand it to the sink.
 /// Once stopping, queued jobs are reported as skipped rather than probed, so
-/// shutdown waits only for probes already in flight.
-fn work(jobs: &Receiver<Job>, prober: &Prober, shared: &Shared, stopping: &AtomicBool) {
+/// shutdown waits only for probes already in flight. Every emit happens under
+/// the worker's slot lock, so once the main thread has abandoned the slot
+/// nothing more comes from this worker.
+fn work(
+    jobs: &Receiver<Job>,
+    prober: &Prober,
+    shared: &Shared,
+    stopping: &AtomicBool,
+    slot: &Mutex<Slot>,
+) {
     for job in jobs.iter() {
-        let url = &shared.targets[job.target].url;
+        let url = &job.target.url;
         let scheduled = shared.clock.wall(job.deadline);
         if stopping.load(Ordering::SeqCst) {
-            shared
-                .sink
-                .emit(Report::skipped(url, scheduled, wall_now(), "shutting down"));
+            let s = lock(slot);
+            if s.abandoned {
+                return;
+            }
+            shared.sink.emit(Report::skipped(
+                &url.shown,
+                scheduled,
+                wall_now(),
+                "shutting down",
+            ));
             continue;
         }
+        let progress = Progress::default();
+        {
+            let mut s = lock(slot);
+            if s.abandoned {
+                return;
+            }
+            s.running = Some(Running {
+                job: job.clone(),
+                progress: progress.clone(),
+            });
+        }
         let started = Instant::now();
-        let mut report = prober.probe(url);
+        let mut report = prober.probe_with(&url.request, &progress);
+        report.url.clone_from(&url.shown);
         report.scheduled = scheduled;
         report.lateness = started
             .saturating_duration_since(job.deadline)
             .as_secs_f64();
+        let mut s = lock(slot);
+        if s.abandoned {
+            return;
+        }
+        s.running = None;
         shared.sink.emit(report);
     }
 }

@@ -3,7 +3,8 @@
 
 use std::fmt;
 
-/// Why a probe produced no (complete) response. Named by the phase that failed.
+/// Why a probe produced no (complete) response: a closed list, named by the
+/// phase that failed (documented in the README and in `report.avsc`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     Dns,
@@ -12,7 +13,10 @@ pub enum ErrorKind {
     Timeout,
     Io,
     Http,
+    /// Never probed: the queue was full or the process was stopping.
     Skipped,
+    /// In flight when the stop bound (`--stop-timeout`) ran out: timings so far.
+    Interrupted,
 }
 
 impl ErrorKind {
@@ -25,6 +29,7 @@ impl ErrorKind {
             ErrorKind::Io => "io",
             ErrorKind::Http => "http",
             ErrorKind::Skipped => "skipped",
+            ErrorKind::Interrupted => "interrupted",
         }
     }
 }

@@ -1,15 +1,21 @@
-//! Signals and the events that end a run. SIGINT/SIGTERM ask for a graceful
-//! stop; a second one exits at once with status 130.
+//! Signals and the events the main thread acts on. SIGINT/SIGTERM ask for a
+//! graceful stop; a second one exits at once with status 130. SIGHUP asks for
+//! the targets file to be read again.
 
+use crate::targets::{Target, TargetsError};
 use crossbeam_channel::Sender;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-/// Why the main thread should stop waiting.
+/// What the main thread should act on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// SIGINT or SIGTERM (the number).
     Signal(i32),
+    /// SIGHUP: read the targets file again.
+    Reload,
+    /// The targets file was read again: the new list, or every bad line.
+    Reloaded(Result<Vec<Target>, TargetsError>),
     /// Stdout's reader went away.
     OutputClosed,
     /// A worker thread ended; `panicked` if it died of a panic.
@@ -24,14 +30,19 @@ pub enum Event {
 const DUPLICATE_WINDOW: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// Starts the signal thread: the first SIGINT/SIGTERM becomes an `Event`,
-/// the second exits the process immediately with 130.
+/// the second exits the process immediately with 130; SIGHUP becomes `Reload`.
 pub fn watch_signals(events: Sender<Event>) -> std::io::Result<()> {
-    let mut signals = Signals::new([SIGINT, SIGTERM])?;
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
             let mut first: Option<std::time::Instant> = None;
             for sig in signals.forever() {
+                if sig == SIGHUP {
+                    log::info!("signal {sig} (SIGHUP): reloading the targets file");
+                    let _ = events.send(Event::Reload);
+                    continue;
+                }
                 match first {
                     None => {
                         first = Some(std::time::Instant::now());

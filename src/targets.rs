@@ -3,6 +3,8 @@
 //! A bad file is rejected as a whole, with every bad line listed as
 //! `FILE:LINE: what is wrong`, so an operator fixes it in one pass.
 
+use crate::redact;
+use crate::url::{self, TargetUrl};
 use std::fmt;
 use std::path::Path;
 use std::time::Duration;
@@ -12,17 +14,20 @@ const MIN_INTERVAL: f64 = 0.001;
 /// Longest interval accepted (one year): keeps deadline arithmetic far from overflow.
 const MAX_INTERVAL: f64 = 366.0 * 86_400.0;
 
+/// Bad lines listed at most; beyond this a count is given instead.
+const MAX_PROBLEMS: usize = 1000;
+
 /// One URL to probe and how often.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub interval: Duration,
-    pub url: String,
+    pub url: TargetUrl,
     /// Line in the targets file, for messages.
     pub line: u64,
 }
 
 /// Every problem found in a targets file, each already formatted as `FILE:LINE: reason`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetsError {
     pub problems: Vec<String>,
 }
@@ -51,8 +56,20 @@ pub fn load(path: &Path) -> Result<Vec<Target>, TargetsError> {
 /// Each line is parsed as one CSV record: a URL never spans lines, and
 /// splitting first gives exact line numbers (csv's own counter skips comments).
 pub fn parse(name: &str, bytes: &[u8]) -> Result<Vec<Target>, TargetsError> {
+    let name = redact::value(name);
+    // Windows editors start UTF-8 files with a byte order mark.
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    if let Some(at) = bytes.iter().position(|&b| b == 0) {
+        let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+        return Err(TargetsError {
+            problems: vec![format!(
+                "{name}:{line}: NUL byte: this is not a text file of `interval, URL` lines"
+            )],
+        });
+    }
     let mut targets = Vec::new();
     let mut problems = Vec::new();
+    let mut more = 0_usize;
     for (index, raw) in bytes.split(|&b| b == b'\n').enumerate() {
         let line = index as u64 + 1;
         let text = raw.trim_ascii();
@@ -65,8 +82,12 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<Vec<Target>, TargetsError> {
                 url,
                 line,
             }),
+            Err(_) if problems.len() >= MAX_PROBLEMS => more += 1,
             Err(reason) => problems.push(format!("{name}:{line}: {reason}")),
         }
+    }
+    if more > 0 {
+        problems.push(format!("{name}: … and {more} more bad lines"));
     }
     if problems.is_empty() && targets.is_empty() {
         problems.push(format!(
@@ -81,7 +102,7 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<Vec<Target>, TargetsError> {
 }
 
 /// One non-blank, non-comment line → (interval, URL) or the reason it is bad.
-fn parse_line(text: &[u8]) -> Result<(Duration, String), String> {
+fn parse_line(text: &[u8]) -> Result<(Duration, TargetUrl), String> {
     // Most lines have no quotes: split them directly. Building a csv reader
     // per line costs ~30 µs, which is 30 s for a million targets.
     if text.contains(&b'"') {
@@ -103,69 +124,43 @@ fn parse_line(text: &[u8]) -> Result<(Duration, String), String> {
 }
 
 /// The fields of one record → (interval, URL) or the reason they are bad.
-fn check_fields(fields: &[&[u8]]) -> Result<(Duration, String), String> {
+fn check_fields(fields: &[&[u8]]) -> Result<(Duration, TargetUrl), String> {
     if fields.len() != 2 {
         return Err(format!(
             "expected 2 fields `interval_seconds, URL`, found {}",
             fields.len()
         ));
     }
-    let interval =
-        std::str::from_utf8(fields[0]).map_err(|_| "interval is not valid UTF-8".to_string())?;
-    let url = std::str::from_utf8(fields[1]).map_err(|_| "URL is not valid UTF-8".to_string())?;
+    let interval = std::str::from_utf8(fields[0])
+        .map_err(|_| format!("interval `{}` is not valid UTF-8", redact::bytes(fields[0])))?;
+    let url = std::str::from_utf8(fields[1])
+        .map_err(|_| format!("URL `{}` is not valid UTF-8", redact::bytes(fields[1])))?;
     let interval = parse_interval(interval)?;
-    check_url(url)?;
-    Ok((interval, url.to_string()))
+    Ok((interval, url::parse(url)?))
 }
 
 /// A positive number of seconds, fractions allowed.
 pub fn parse_interval(text: &str) -> Result<Duration, String> {
+    let shown = redact::value(text);
     let secs: f64 = text
         .parse()
-        .map_err(|_| format!("interval `{text}` is not a number of seconds"))?;
+        .map_err(|_| format!("interval `{shown}` is not a number of seconds"))?;
     if !secs.is_finite() || secs <= 0.0 {
         return Err(format!(
-            "interval `{text}` must be a positive number of seconds"
+            "interval `{shown}` must be a positive number of seconds"
         ));
     }
     if secs < MIN_INTERVAL {
         return Err(format!(
-            "interval `{text}` is below the minimum of {MIN_INTERVAL} s"
+            "interval `{shown}` is below the minimum of {MIN_INTERVAL} s"
         ));
     }
     if secs > MAX_INTERVAL {
         return Err(format!(
-            "interval `{text}` is above the maximum of {MAX_INTERVAL} s"
+            "interval `{shown}` is above the maximum of {MAX_INTERVAL} s"
         ));
     }
     Ok(Duration::from_secs_f64(secs))
-}
-
-/// An absolute http or https URL with a host.
-pub fn check_url(url: &str) -> Result<(), String> {
-    if url.is_empty() {
-        return Err("URL is empty".to_string());
-    }
-    let uri: ureq::http::Uri = url
-        .parse()
-        .map_err(|e| format!("URL `{url}` is not valid: {e}"))?;
-    match uri.scheme_str() {
-        Some(s) if s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https") => {}
-        Some(s) => {
-            return Err(format!(
-                "URL `{url}` has scheme `{s}`; only http and https are probed"
-            ));
-        }
-        None => {
-            return Err(format!(
-                "URL `{url}` is not absolute (expected http:// or https://)"
-            ));
-        }
-    }
-    match uri.host() {
-        Some(h) if !h.is_empty() => Ok(()),
-        _ => Err(format!("URL `{url}` has no host")),
-    }
 }
 
 #[cfg(test)]
@@ -189,7 +184,7 @@ mod tests {
         );
         assert_eq!(t.len(), 2);
         assert_eq!(t[0].interval, Duration::from_secs(5));
-        assert_eq!(t[0].url, "https://example.com/");
+        assert_eq!(t[0].url.request, "https://example.com/");
         assert_eq!(t[0].line, 3);
         assert_eq!(t[1].interval, Duration::from_millis(500));
         assert_eq!(t[1].line, 5);
@@ -198,7 +193,7 @@ mod tests {
     #[test]
     fn quoted_url_with_comma() {
         let t = ok("10,\"http://a.test/?q=1,2\"\n");
-        assert_eq!(t[0].url, "http://a.test/?q=1,2");
+        assert_eq!(t[0].url.request, "http://a.test/?q=1,2");
     }
 
     #[test]
@@ -217,7 +212,7 @@ mod tests {
                 "t.csv:7: expected 2 fields `interval_seconds, URL`, found 1",
                 "t.csv:8: expected 2 fields `interval_seconds, URL`, found 3",
                 "t.csv:9: interval `nan` must be a positive number of seconds",
-                "t.csv:10: URL `http://` is not valid: empty string",
+                "t.csv:10: URL `http://` has no host",
             ]
         );
     }
@@ -237,6 +232,52 @@ mod tests {
             .problems;
         assert_eq!(p.len(), 1);
         assert!(p[0].starts_with("t.csv:2: "), "{p:?}");
+    }
+
+    #[test]
+    fn byte_order_mark_is_skipped() {
+        let t = parse("t.csv", b"\xEF\xBB\xBF1, http://a.test/\n").expect("valid");
+        assert_eq!(t[0].interval, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn binary_file_is_one_clear_problem() {
+        let p = parse("ls", b"\x7fELF\x02\x01\n\x01\x00\x00junk\n")
+            .expect_err("binary")
+            .problems;
+        assert_eq!(
+            p,
+            vec!["ls:2: NUL byte: this is not a text file of `interval, URL` lines"]
+        );
+    }
+
+    #[test]
+    fn quoted_values_are_cut_and_escaped() {
+        let long = "9".repeat(10_000);
+        let p = bad(&format!(
+            "{long}x, http://a.test/\n1, http://a.test/\x1b[2J\n"
+        ));
+        assert!(p[0].len() < 150, "{}", p[0]);
+        assert!(p[0].contains('…'), "{}", p[0]);
+        assert!(!p[1].contains('\x1b'), "{}", p[1]);
+        assert!(p[1].contains("\\u{1b}"), "{}", p[1]);
+    }
+
+    #[test]
+    fn bad_port_and_hidden_password() {
+        let p = bad("2, http://u:TopSecret@127.0.0.1:99999/\n");
+        assert_eq!(
+            p,
+            vec!["t.csv:1: URL `http://u:***@127.0.0.1:99999/`: bad port \"99999\" (1-65535)"]
+        );
+    }
+
+    #[test]
+    fn many_bad_lines_are_counted_past_the_limit() {
+        let text = "x, http://a.test/\n".repeat(MAX_PROBLEMS + 5);
+        let p = bad(&text);
+        assert_eq!(p.len(), MAX_PROBLEMS + 1);
+        assert_eq!(p[MAX_PROBLEMS], "t.csv: … and 5 more bad lines");
     }
 
     #[test]

@@ -95,7 +95,32 @@ fn bad_targets_files_list_every_bad_line() {
         (
             "utf8.csv",
             b"5, http://\xff/\n",
-            &[":1: URL is not valid UTF-8"],
+            &[":1: URL `http://\u{fffd}/` is not valid UTF-8"],
+        ),
+        (
+            "port.csv",
+            b"2, http://127.0.0.1:99999/\n2, http://127.0.0.1:70000/\n2, http://127.0.0.1:-1/\n2, http://127.0.0.1:abc/\n",
+            &[
+                ":1: URL `http://127.0.0.1:99999/`: bad port \"99999\" (1-65535)",
+                ":2: URL `http://127.0.0.1:70000/`: bad port \"70000\" (1-65535)",
+                ":3: URL `http://127.0.0.1:-1/`: bad port \"-1\" (1-65535)",
+                ":4: URL `http://127.0.0.1:abc/`: bad port \"abc\" (1-65535)",
+            ],
+        ),
+        (
+            "secret.csv",
+            b"2, http://admin:TopSecret@127.0.0.1:0/\n",
+            &[":1: URL `http://admin:***@127.0.0.1:0/`: bad port \"0\" (1-65535)"],
+        ),
+        (
+            "escapes.csv",
+            b"\x1b]0;owned\x07\x1b[2J, http://a.test/\n",
+            &[":1: interval `\\u{1b}]0;owned\\u{7}\\u{1b}[2J` is not a number of seconds"],
+        ),
+        (
+            "binary.csv",
+            b"\x7fELF\x02\x01\x01\n\x00\x00\x00\x00\n",
+            &[":2: NUL byte: this is not a text file of `interval, URL` lines"],
         ),
         ("empty.csv", b"", &[": no targets"]),
         ("comments.csv", b"# nothing\n\n   \n", &[": no targets"]),
@@ -114,6 +139,85 @@ fn bad_targets_files_list_every_bad_line() {
         }
         // Every bad line is named, not just the first.
         assert_eq!(err.lines().count(), expected.len(), "{name}:\n{err}");
+        assert!(!err.contains("TopSecret"), "{name}: password in {err}");
+        assert!(
+            !err.contains('\x1b') && !err.contains('\0'),
+            "{name}: raw control characters"
+        );
+        // --check names the same problems, with the same status, and starts nothing.
+        let check = run(&["--check", &path]);
+        assert_eq!(check.status.code(), Some(2), "{name}: --check");
+        assert_eq!(stderr(&check), err, "{name}: --check differs from a run");
+    }
+}
+
+#[test]
+fn a_huge_line_is_quoted_short() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut text = vec![b'9'; 20 << 20];
+    text.extend_from_slice(b"x, http://a.test/\n");
+    let path = write(dir.path(), "huge.csv", &text);
+    let out = run(&[&path]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.len() < 500, "{} bytes of stderr", err.len());
+    assert!(err.contains(&format!("{path}:1: interval `999")), "{err}");
+    assert!(err.contains("…` is not a number of seconds"), "{err}");
+}
+
+#[test]
+fn byte_order_mark_and_idn_are_accepted_by_check() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(
+        dir.path(),
+        "bom.csv",
+        "\u{feff}1, http://127.0.0.1:1/\n2.5, https://bücher.example/\n".as_bytes(),
+    );
+    let out = run(&["--check", "-W", "7", &path]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        summary.starts_with(&format!(
+            "{path}: OK, 2 target(s) (1 http, 1 https), intervals 1 s to 2.5 s; 7 worker(s)"
+        )),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("output: JSON lines on stdout"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn absurd_sizes_are_refused_before_anything_is_allocated() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ok = write(dir.path(), "ok.csv", b"5, http://127.0.0.1:1/\n");
+    for (args, expected) in [
+        (
+            ["-Q", "18446744073709551615"],
+            "-Q/--queue: `18446744073709551615` is more than the maximum of 100000",
+        ),
+        (
+            ["-Q", "100000000"],
+            "-Q/--queue: `100000000` is more than the maximum of 100000",
+        ),
+        (
+            ["-W", "100000"],
+            "-W/--workers: `100000` is more than the maximum of 1024",
+        ),
+        (
+            ["--buffer", "18446744073709551615"],
+            "--buffer: `18446744073709551615` is more than the maximum of 1000000",
+        ),
+        (["--stop-timeout", "1e9"], "--stop-timeout: `1e9` must be"),
+    ] {
+        let out = run(&[args[0], args[1], &ok]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains(expected),
+            "{args:?}: {}",
+            stderr(&out)
+        );
     }
 }
 
@@ -189,6 +293,11 @@ fn help_and_version() {
         "--splay",
         "--cacert",
         "--bootstrap-servers",
+        "--stop-timeout",
+        "--flush-timeout",
+        "--buffer",
+        "--stdout",
+        "--check",
     ] {
         assert!(text.contains(flag), "help lacks {flag}");
     }

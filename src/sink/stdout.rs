@@ -1,135 +1,533 @@
-//! The default sink: one JSON object per line on stdout, flushed per record so
-//! a reader (or `| head`) sees each probe as it happens.
+//! The default sink: one JSON object per line on stdout, written by its own
+//! thread behind a bounded buffer so that a slow or stalled reader never
+//! blocks the workers or the scheduler.
+//!
+//! Each wake-up writes every waiting record at once (a reader sees each probe
+//! as it happens). Beyond `capacity` waiting records the oldest are dropped,
+//! counted and logged at most once per [`DROP_LOG_EVERY`]. A write error other
+//! than a closed pipe (ENOSPC, EIO) ends the run; a line cut short by it is
+//! taken back where the output is a regular file, so the output never ends in
+//! a partial line.
 
 use super::Sink;
 use crate::report::Report;
-use std::io::Write;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::VecDeque;
+use std::io::{self, Write};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-/// Writes JSON lines to any writer (stdout in production, a buffer in tests).
-pub struct JsonLines<W: Write + Send> {
-    out: Mutex<W>,
-    written: AtomicU64,
-    closed: AtomicBool,
-    /// Called once when the reader goes away (EPIPE), so the process can stop.
-    on_closed: Box<dyn Fn() + Send + Sync>,
+/// Overflow is logged at most this often (with the count since the last line).
+pub const DROP_LOG_EVERY: Duration = Duration::from_secs(10);
+
+/// Where lines go: stdout in production, a buffer or a failing writer in tests.
+pub trait Output: Write + Send + 'static {
+    /// Takes back the last `bytes` written (the torn end of a failed write),
+    /// if this output can; returns whether it did.
+    fn unwrite(&mut self, bytes: u64) -> bool;
 }
 
-impl<W: Write + Send> JsonLines<W> {
-    pub fn new(out: W, on_closed: Box<dyn Fn() + Send + Sync>) -> JsonLines<W> {
-        JsonLines {
-            out: Mutex::new(out),
-            written: AtomicU64::new(0),
-            closed: AtomicBool::new(false),
-            on_closed,
-        }
-    }
+/// Stdout as a file of its own (a duplicate of fd 1), so that writes bypass
+/// std's locked, line-buffered `Stdout` and a regular file can be truncated.
+pub struct StdoutFile(std::fs::File);
 
-    fn fail(&self, e: &std::io::Error) {
-        if !self.closed.swap(true, Ordering::SeqCst) {
-            if e.kind() == std::io::ErrorKind::BrokenPipe {
-                log::debug!("stdout closed by its reader; stopping");
-            } else {
-                log::error!("cannot write to stdout: {e}; stopping");
+impl StdoutFile {
+    pub fn open() -> io::Result<StdoutFile> {
+        use std::os::fd::AsFd;
+        let fd = io::stdout().as_fd().try_clone_to_owned()?;
+        Ok(StdoutFile(std::fs::File::from(fd)))
+    }
+}
+
+impl Write for StdoutFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Output for StdoutFile {
+    fn unwrite(&mut self, bytes: u64) -> bool {
+        use std::io::Seek;
+        let Ok(meta) = self.0.metadata() else {
+            return false;
+        };
+        if !meta.is_file() {
+            return false;
+        }
+        let len = meta.len();
+        let Some(keep) = len.checked_sub(bytes) else {
+            return false;
+        };
+        self.0.set_len(keep).is_ok() && self.0.seek(io::SeekFrom::Start(keep)).is_ok()
+    }
+}
+
+/// How the output ended early, for the process to act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// The reader went away (EPIPE): stop quietly.
+    ReaderGone,
+    /// A write failed: stop with a failure.
+    Failed(String),
+}
+
+struct State {
+    waiting: VecDeque<Report>,
+    closing: bool,
+    /// The writer thread has returned.
+    finished: bool,
+    ended: Option<End>,
+    written: u64,
+    /// Dropped from a full buffer.
+    dropped: u64,
+    /// Lost to a write error, or emitted after the output ended.
+    unwritten: u64,
+    dropped_unlogged: u64,
+    last_drop_log: Option<Instant>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Signals the writer: records waiting, or closing.
+    wake: Condvar,
+    /// Signals `close`: the writer finished.
+    done: Condvar,
+    capacity: usize,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// JSON lines to an [`Output`] from a writer thread.
+pub struct JsonLines {
+    shared: Arc<Shared>,
+    flush_timeout: Duration,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl JsonLines {
+    /// Starts the writer thread. `capacity`: records that may wait; `on_end`
+    /// is called once if the output ends early; `flush_timeout` bounds `close`.
+    pub fn start(
+        out: impl Output,
+        capacity: usize,
+        flush_timeout: Duration,
+        on_end: Box<dyn Fn(End) + Send>,
+    ) -> io::Result<JsonLines> {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                waiting: VecDeque::new(),
+                closing: false,
+                finished: false,
+                ended: None,
+                written: 0,
+                dropped: 0,
+                unwritten: 0,
+                dropped_unlogged: 0,
+                last_drop_log: None,
+            }),
+            wake: Condvar::new(),
+            done: Condvar::new(),
+            capacity: capacity.max(1),
+        });
+        let writer = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("stdout".into())
+                .spawn(move || write_loop(&shared, out, &*on_end))?
+        };
+        Ok(JsonLines {
+            shared,
+            flush_timeout,
+            writer: Mutex::new(Some(writer)),
+        })
+    }
+}
+
+/// The writer thread: takes everything waiting, writes it as one block.
+fn write_loop(shared: &Shared, mut out: impl Output, on_end: &dyn Fn(End)) {
+    let mut buf = Vec::with_capacity(64 * 1024);
+    let mut batch = VecDeque::new();
+    loop {
+        {
+            let mut st = shared.lock();
+            while st.waiting.is_empty() && !st.closing {
+                st = shared.wake.wait(st).unwrap_or_else(|p| p.into_inner());
             }
-            (self.on_closed)();
+            if st.waiting.is_empty() {
+                break;
+            }
+            std::mem::swap(&mut st.waiting, &mut batch);
         }
+        buf.clear();
+        for report in &batch {
+            report.write_json_line(&mut buf);
+        }
+        let count = batch.len() as u64;
+        batch.clear();
+        // Keep a burst's capacity, not a stall's.
+        batch.shrink_to(1024);
+        match write_block(&mut out, &buf) {
+            Ok(()) => shared.lock().written += count,
+            Err((e, sent)) => {
+                let whole = buf[..sent].iter().filter(|&&b| b == b'\n').count() as u64;
+                let last_nl = buf[..sent].iter().rposition(|&b| b == b'\n');
+                let torn = sent - last_nl.map_or(0, |i| i + 1);
+                let gone = e.kind() == io::ErrorKind::BrokenPipe;
+                let untorn = gone || torn == 0 || out.unwrite(torn as u64);
+                let mut st = shared.lock();
+                let lost = count - whole + st.waiting.len() as u64;
+                st.waiting.clear();
+                st.written += whole;
+                st.unwritten += lost;
+                let end = if gone {
+                    log::debug!("stdout closed by its reader; stopping");
+                    End::ReaderGone
+                } else {
+                    End::Failed(format!(
+                        "cannot write to stdout: {}; {lost} record(s) not written{}",
+                        os_message(&e),
+                        if untorn {
+                            ""
+                        } else {
+                            " (the last line is cut short)"
+                        }
+                    ))
+                };
+                st.ended = Some(end.clone());
+                drop(st);
+                on_end(end);
+                break;
+            }
+        }
+    }
+    let mut st = shared.lock();
+    st.finished = true;
+    drop(st);
+    shared.done.notify_all();
+}
+
+/// Writes `buf` whole; on failure, the error and how many bytes went out.
+fn write_block(out: &mut impl Output, buf: &[u8]) -> Result<(), (io::Error, usize)> {
+    let mut sent = 0;
+    while sent < buf.len() {
+        match out.write(&buf[sent..]) {
+            Ok(0) => return Err((io::ErrorKind::WriteZero.into(), sent)),
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err((e, sent)),
+        }
+    }
+    Ok(())
+}
+
+/// "No space left on device" rather than "... (os error 28)".
+fn os_message(e: &io::Error) -> String {
+    let text = e.to_string();
+    match text.find(" (os error ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
     }
 }
 
-impl<W: Write + Send> Sink for JsonLines<W> {
+impl Sink for JsonLines {
     fn emit(&self, report: Report) {
-        if self.closed.load(Ordering::Relaxed) {
+        let mut st = self.shared.lock();
+        if st.ended.is_some() || st.closing {
+            st.unwritten += 1;
             return;
         }
-        let mut line = Vec::with_capacity(512);
-        report.write_json_line(&mut line);
-        // A poisoned lock only means another writer panicked mid-line; keep writing.
-        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
-        // One write_all per line under the lock: lines never interleave.
-        let result = out.write_all(&line).and_then(|()| out.flush());
-        drop(out);
-        match result {
-            Ok(()) => {
-                self.written.fetch_add(1, Ordering::Relaxed);
+        if st.waiting.len() >= self.shared.capacity {
+            st.waiting.pop_front();
+            st.dropped += 1;
+            st.dropped_unlogged += 1;
+            let now = Instant::now();
+            if st
+                .last_drop_log
+                .is_none_or(|at| now.duration_since(at) >= DROP_LOG_EVERY)
+            {
+                log::warn!(
+                    "stdout is not keeping up: {} oldest record(s) dropped (buffer of {} full)",
+                    st.dropped_unlogged,
+                    self.shared.capacity
+                );
+                st.dropped_unlogged = 0;
+                st.last_drop_log = Some(now);
             }
-            Err(e) => self.fail(&e),
         }
+        st.waiting.push_back(report);
+        drop(st);
+        self.shared.wake.notify_one();
     }
 
+    /// Waits up to the flush timeout for every waiting record to be written.
+    /// Ok unless records were dropped or not written (a closed pipe is Ok).
     fn close(&self) -> Result<String, String> {
-        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(e) = out.flush()
-            && e.kind() != std::io::ErrorKind::BrokenPipe
-        {
-            return Err(format!("cannot flush stdout: {e}"));
+        let deadline = Instant::now() + self.flush_timeout;
+        let mut st = self.shared.lock();
+        st.closing = true;
+        self.shared.wake.notify_all();
+        while !st.finished {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            st = self
+                .shared
+                .done
+                .wait_timeout(st, left)
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
         }
-        Ok(format!(
-            "{} reports written to stdout",
-            self.written.load(Ordering::Relaxed)
-        ))
+        let finished = st.finished;
+        let stalled = if finished {
+            0
+        } else {
+            // Blocked in a write to a reader that stopped reading: those records
+            // and the ones behind them are not written; the thread is left behind.
+            st.waiting.len() as u64
+        };
+        let (written, dropped, unwritten, ended) =
+            (st.written, st.dropped, st.unwritten, st.ended.clone());
+        drop(st);
+        if finished && let Some(w) = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = w.join();
+        }
+        let mut msg = format!("stdout: {written} record(s) written");
+        if dropped > 0 {
+            msg.push_str(&format!(
+                ", {dropped} dropped while the reader was not keeping up"
+            ));
+        }
+        if !finished {
+            msg.push_str(&format!(
+                ", {} not written: the reader did not take them within the flush timeout ({:.1} s)",
+                stalled + unwritten,
+                self.flush_timeout.as_secs_f64()
+            ));
+            return Err(msg);
+        }
+        match ended {
+            Some(End::ReaderGone) => Ok(format!("{msg}; stdout closed by its reader")),
+            Some(End::Failed(e)) => Err(format!("{msg}; {e}")),
+            None if dropped > 0 || unwritten > 0 => Err(msg),
+            None => Ok(msg),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
 
-    struct Shared(Arc<Mutex<Vec<u8>>>);
-    impl Write for Shared {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("lock").extend_from_slice(b);
-            Ok(b.len())
+    /// A buffer shared with the test; accepts at most `room` bytes, then fails
+    /// with ENOSPC (a full disk), taking a short write first like a file would.
+    #[derive(Clone)]
+    struct Disk {
+        data: Arc<Mutex<Vec<u8>>>,
+        room: usize,
+        gate: Arc<(Mutex<bool>, Condvar)>,
+    }
+
+    impl Disk {
+        fn new(room: usize) -> Disk {
+            Disk {
+                data: Arc::default(),
+                room,
+                gate: Arc::new((Mutex::new(true), Condvar::new())),
+            }
         }
-        fn flush(&mut self) -> std::io::Result<()> {
+        fn text(&self) -> String {
+            String::from_utf8(self.data.lock().expect("lock").clone()).expect("utf8")
+        }
+        fn set_open(&self, open: bool) {
+            *self.gate.0.lock().expect("lock") = open;
+            self.gate.1.notify_all();
+        }
+    }
+
+    impl Write for Disk {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            let mut open = self.gate.0.lock().expect("lock");
+            while !*open {
+                open = self.gate.1.wait(open).expect("wait");
+            }
+            let mut data = self.data.lock().expect("lock");
+            let left = self.room - data.len();
+            if left == 0 {
+                return Err(io::Error::from_raw_os_error(28));
+            }
+            let n = b.len().min(left);
+            data.extend_from_slice(&b[..n]);
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
     }
 
-    struct Broken;
-    impl Write for Broken {
-        fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
-            Err(std::io::ErrorKind::BrokenPipe.into())
+    impl Output for Disk {
+        fn unwrite(&mut self, bytes: u64) -> bool {
+            let mut data = self.data.lock().expect("lock");
+            let keep = data.len() - bytes as usize;
+            data.truncate(keep);
+            true
         }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
+    }
+
+    fn report(i: usize) -> Report {
+        Report {
+            url: format!("http://a.test/{i}"),
+            ..Report::default()
         }
+    }
+
+    type Seen = Arc<Mutex<Vec<End>>>;
+
+    fn ends() -> (Seen, Box<dyn Fn(End) + Send>) {
+        let seen: Seen = Arc::default();
+        let s = seen.clone();
+        (seen, Box::new(move |e| s.lock().expect("lock").push(e)))
     }
 
     #[test]
     fn writes_one_line_per_report() {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        let sink = JsonLines::new(Shared(buf.clone()), Box::new(|| {}));
+        let disk = Disk::new(usize::MAX / 2);
+        let (seen, on_end) = ends();
+        let sink =
+            JsonLines::start(disk.clone(), 100, Duration::from_secs(5), on_end).expect("start");
         for i in 0..3 {
-            sink.emit(Report {
-                url: format!("http://a.test/{i}"),
-                ..Report::default()
-            });
+            sink.emit(report(i));
         }
-        assert_eq!(sink.close(), Ok("3 reports written to stdout".to_string()));
-        let text = String::from_utf8(buf.lock().expect("lock").clone()).expect("utf8");
+        assert_eq!(sink.close(), Ok("stdout: 3 record(s) written".to_string()));
+        let text = disk.text();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3);
         for (i, l) in lines.iter().enumerate() {
             let v: serde_json::Value = serde_json::from_str(l).expect("json");
             assert_eq!(v["url"], format!("http://a.test/{i}"));
         }
+        assert!(seen.lock().expect("lock").is_empty());
     }
 
     #[test]
-    fn broken_pipe_calls_back_once() {
-        let calls = Arc::new(AtomicU64::new(0));
-        let c = calls.clone();
-        let sink = JsonLines::new(
-            Broken,
-            Box::new(move || {
-                c.fetch_add(1, Ordering::SeqCst);
-            }),
+    fn full_disk_fails_without_a_torn_line() {
+        let disk = Disk::new(300);
+        let (seen, on_end) = ends();
+        let sink =
+            JsonLines::start(disk.clone(), 100, Duration::from_secs(5), on_end).expect("start");
+        for i in 0..10 {
+            sink.emit(report(i));
+        }
+        let err = sink.close().expect_err("must fail");
+        assert!(err.contains("No space left on device"), "{err}");
+        let text = disk.text();
+        assert!(text.is_empty() || text.ends_with('\n'), "torn: {text:?}");
+        let written = text.lines().count();
+        assert!(
+            err.contains(&format!("{written} record(s) written")),
+            "{err}"
         );
-        sink.emit(Report::default());
-        sink.emit(Report::default());
-        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(
+            err.contains(&format!("{} record(s) not written", 10 - written)),
+            "{err}"
+        );
+        assert!(matches!(seen.lock().expect("lock")[..], [End::Failed(_)]));
+    }
+
+    #[test]
+    fn stalled_reader_never_blocks_emit_and_close_is_bounded() {
+        let disk = Disk::new(usize::MAX / 2);
+        disk.set_open(false);
+        let (_seen, on_end) = ends();
+        let sink =
+            JsonLines::start(disk.clone(), 5, Duration::from_millis(200), on_end).expect("start");
+        let t0 = Instant::now();
+        for i in 0..1000 {
+            sink.emit(report(i));
+        }
+        assert!(t0.elapsed() < Duration::from_secs(2));
+        let t1 = Instant::now();
+        let err = sink.close().expect_err("stalled");
+        assert!(t1.elapsed() < Duration::from_secs(2));
+        assert!(
+            err.contains("dropped while the reader was not keeping up"),
+            "{err}"
+        );
+        assert!(err.contains("not written"), "{err}");
+        disk.set_open(true);
+    }
+
+    #[test]
+    fn overflow_drops_the_oldest() {
+        let disk = Disk::new(usize::MAX / 2);
+        disk.set_open(false);
+        let (_seen, on_end) = ends();
+        let sink =
+            JsonLines::start(disk.clone(), 3, Duration::from_secs(5), on_end).expect("start");
+        // The writer may already hold the first record in its batch.
+        for i in 0..10 {
+            sink.emit(report(i));
+        }
+        disk.set_open(true);
+        let err = sink.close().expect_err("dropped records fail the run");
+        assert!(err.contains("dropped"), "{err}");
+        let urls: Vec<String> = disk
+            .text()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).expect("json");
+                v["url"].as_str().expect("url").to_string()
+            })
+            .collect();
+        // The newest three always survive.
+        assert!(
+            urls.ends_with(&[
+                "http://a.test/7".to_string(),
+                "http://a.test/8".to_string(),
+                "http://a.test/9".to_string()
+            ]),
+            "{urls:?}"
+        );
+    }
+
+    struct Broken(Arc<AtomicU64>);
+    impl Write for Broken {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    impl Output for Broken {
+        fn unwrite(&mut self, _: u64) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn broken_pipe_ends_once_and_quietly() {
+        let writes = Arc::new(AtomicU64::new(0));
+        let (seen, on_end) = ends();
+        let sink = JsonLines::start(Broken(writes.clone()), 10, Duration::from_secs(5), on_end)
+            .expect("start");
+        sink.emit(report(0));
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while seen.lock().expect("lock").is_empty() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        sink.emit(report(1));
+        assert!(sink.close().is_ok());
+        assert_eq!(*seen.lock().expect("lock"), vec![End::ReaderGone]);
+        assert_eq!(writes.load(Ordering::SeqCst), 1);
     }
 }

@@ -11,18 +11,19 @@ use latency_logger::targets;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-/// Mixed intervals 0.25 s … 1 h, deterministic.
-fn intervals(n: usize) -> Vec<Duration> {
+/// Targets with mixed intervals 0.25 s … 1 h, deterministic.
+fn intervals(n: usize) -> Vec<targets::Target> {
     const MIX_MS: [u64; 8] = [250, 500, 1_000, 2_000, 5_000, 60_000, 600_000, 3_600_000];
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            Duration::from_millis(MIX_MS[(x % MIX_MS.len() as u64) as usize])
-        })
-        .collect()
+    let mut text = String::with_capacity(n * 32);
+    for i in 0..n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let ms = MIX_MS[(x % MIX_MS.len() as u64) as usize];
+        text.push_str(&format!("{}, http://t{i}.test/\n", ms as f64 / 1000.0));
+    }
+    targets::parse("bench.csv", text.as_bytes()).expect("valid targets")
 }
 
 fn schedule_pop_push(c: &mut Criterion) {

@@ -21,8 +21,8 @@
 
 mod common;
 
-use latency_logger::schedule::{self, Job, Overflow, Schedule};
-use latency_logger::targets::{self, Target};
+use latency_logger::schedule::{self, Control, Job, Overflow, Schedule};
+use latency_logger::targets;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -58,16 +58,14 @@ fn main() {
     let parsed = targets::parse(&csv, &bytes).expect("targets CSV is valid");
     drop(bytes);
     let start = Instant::now();
-    let intervals = parsed.iter().map(|t| t.interval).collect();
-    let sched = Schedule::new(intervals, start, Duration::from_secs_f64(splay));
-    let targets: Arc<[Target]> = parsed.into();
+    let n = parsed.len();
+    let sched = Schedule::new(parsed, start, Duration::from_secs_f64(splay));
     let load = t0.elapsed();
     let rss1 = common::status_kib("VmRSS");
     let hwm_load = common::status_kib("VmHWM");
-    let n = targets.len();
 
     let (jobs_tx, jobs_rx) = crossbeam_channel::bounded::<Job>(queue);
-    let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(1);
+    let (stop_tx, stop_rx) = crossbeam_channel::bounded::<Control>(1);
     let skips = Arc::new(CountSkips(AtomicU64::new(0)));
 
     let workers: Vec<_> = (0..consumers)
@@ -86,12 +84,11 @@ fn main() {
     drop(jobs_rx);
 
     let scheduler = {
-        let targets = targets.clone();
         let skips = skips.clone();
+        let splay = Duration::from_secs_f64(splay);
         std::thread::spawn(move || {
-            let describe = |i: usize| targets[i].url.clone();
             let c0 = common::thread_cpu();
-            let counts = schedule::run_loop(sched, &jobs_tx, &stop_rx, &*skips, &describe);
+            let counts = schedule::run_loop(sched, &jobs_tx, &stop_rx, &*skips, splay);
             (counts, common::thread_cpu() - c0)
         })
     };
