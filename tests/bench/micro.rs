@@ -85,7 +85,7 @@ fn csv_parse(c: &mut Criterion) {
     for (i, iv) in intervals(1_000).iter().enumerate() {
         text.push_str(&format!(
             "{}, http://127.0.0.1:9/probe/target-{i:07}\n",
-            iv.as_secs_f64()
+            iv.interval.as_secs_f64()
         ));
     }
     let mut g = c.benchmark_group("targets_parse");
