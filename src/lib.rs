@@ -12,3 +12,4 @@ pub mod sink;
 pub mod startup;
 pub mod targets;
 pub mod url;
+pub mod wire_body;

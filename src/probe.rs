@@ -41,6 +41,7 @@ use ureq::{Agent, Error, Timeout};
 
 use crate::redact;
 use crate::report::{ErrorKind, Report};
+use crate::wire_body::WireBody;
 
 /// Redirect limit when following: libcurl's default CURLOPT_MAXREDIRS (30).
 const MAX_REDIRECTS: u32 = 30;
@@ -183,7 +184,9 @@ impl Prober {
             Err(failure) => {
                 report.code = failure.code.map(i32::from).unwrap_or(0);
                 report.http_version = failure.version.map(str::to_string);
-                report.size_download = failure.size;
+                // What arrived, even if the decoder dropped it on a later error.
+                let wire = ctx.as_ref().map_or(0, |c| c.wire_body);
+                report.size_download = failure.size.max(i64::try_from(wire).unwrap_or(i64::MAX));
                 let phase = ctx.as_ref().map(|c| c.phase).unwrap_or(Phase::Start);
                 let (kind, message) = describe(&failure.error, phase, ctx.as_ref(), url, total);
                 report.error_kind = Some(kind);
@@ -324,6 +327,8 @@ struct Ctx {
     connected: Option<SocketAddr>,
     /// Last address a TCP connect was tried to (for error messages).
     attempted: Option<SocketAddr>,
+    /// Body bytes received on the current hop's connection (see `wire_body`).
+    wire_body: u64,
     host: Option<String>,
 }
 
@@ -341,6 +346,7 @@ impl Ctx {
             cur: [None; MARKS],
             connected: None,
             attempted: None,
+            wire_body: 0,
             host: None,
         }
     }
@@ -366,6 +372,7 @@ impl Ctx {
                 *acc += cur.take().unwrap_or(0.0);
             }
             self.connected = None;
+            self.wire_body = 0;
             self.hop_start = now;
         }
         self.hops += 1;
@@ -758,6 +765,7 @@ impl Connector<Box<dyn Transport>> for Outermost {
             inner,
             sent: false,
             received: false,
+            body: WireBody::default(),
         }))
     }
 }
@@ -767,6 +775,8 @@ struct TimedTransport {
     inner: Box<dyn Transport>,
     sent: bool,
     received: bool,
+    /// Body bytes as received, for a body that then fails to decode.
+    body: WireBody,
 }
 
 impl Transport for TimedTransport {
@@ -783,10 +793,17 @@ impl Transport for TimedTransport {
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, Error> {
+        // New bytes are appended after the unconsumed input.
+        let before = self.inner.buffers().input().len();
         let progressed = self.inner.await_input(timeout)?;
         if progressed && !self.received {
             self.received = true;
             mark(STARTTRANSFER);
+        }
+        if let Some(new) = self.inner.buffers().input().get(before..) {
+            self.body.feed(new);
+            let bytes = self.body.bytes();
+            with_ctx(|c| c.wire_body = bytes);
         }
         Ok(progressed)
     }
@@ -930,7 +947,7 @@ fn tls_message(err: &Error) -> Option<String> {
                 } else {
                     presented
                         .iter()
-                        .map(|n| redact::value(n))
+                        .map(|n| redact::value(presented_name(n)))
                         .collect::<Vec<_>>()
                         .join(", ")
                 },
@@ -962,6 +979,14 @@ fn tls_message(err: &Error) -> Option<String> {
         _ => return None,
     };
     Some(text)
+}
+
+/// webpki lists names as `DnsName("a.example")` or `IpAddress(192.0.2.1)`: the name alone.
+fn presented_name(n: &str) -> &str {
+    match (n.find('('), n.strip_suffix(')')) {
+        (Some(open), Some(inner)) => inner[open + 1..].trim_matches('"'),
+        _ => n,
+    }
 }
 
 /// POSIX seconds as `YYYY-MM-DD HH:MM:SS UTC` (proleptic Gregorian calendar).
@@ -1035,6 +1060,13 @@ mod tests {
         assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
         assert_eq!(utc(1_798_761_599), "2026-12-31 23:59:59 UTC");
+    }
+
+    #[test]
+    fn presented_names() {
+        assert_eq!(presented_name("DnsName(\"a.test\")"), "a.test");
+        assert_eq!(presented_name("IpAddress(192.0.2.1)"), "192.0.2.1");
+        assert_eq!(presented_name("plain"), "plain");
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use latency_logger::probe::{ProbeConfig, Prober};
 use latency_logger::report::{ErrorKind, Report};
-use support::{FIXED_BODY_LEN, HttpServer, HttpsServer};
+use support::{Cert, FIXED_BODY_LEN, HttpServer, HttpsServer};
 
 fn prober(cfg: ProbeConfig) -> Prober {
     Prober::new(&cfg).expect("prober")
@@ -464,4 +464,86 @@ fn bench_cpu_per_probe() {
         "Prober::new with webpki roots: {:.0} µs wall",
         t0.elapsed().as_secs_f64() / n as f64 * 1e6
     );
+}
+
+#[test]
+fn bad_chunk_length_keeps_the_bytes_received() {
+    // 5 body bytes in a good chunk, then a chunk size that is not hex.
+    let (url, server) = raw_server(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nZZ\r\nmore\r\n0\r\n\r\n",
+    );
+    let r = prober(short()).probe(&url);
+    assert_eq!(r.code, 200, "{r:?}");
+    assert!(r.error_kind.is_some(), "{r:?}");
+    assert_eq!(r.size_download, 5, "{r:?}");
+    server.join().unwrap();
+}
+
+/// The TLS error message of a probe of `url` trusting `server`'s CA.
+fn tls_error(server: &HttpsServer, url: &str) -> String {
+    let r = prober(with_ca(server)).probe(url);
+    assert_eq!(r.error_kind, Some(ErrorKind::Tls), "{r:?}");
+    assert!(r.connect > 0.0 && r.appconnect == 0.0, "{r:?}");
+    r.error.unwrap_or_default()
+}
+
+#[test]
+fn certificate_failures_are_sentences() {
+    let s = HttpsServer::start_with(Cert::SelfSigned);
+    let e = tls_error(&s, &s.url("/fixed"));
+    // Trusted or not, a CA certificate cannot be the server's own.
+    assert!(
+        e.ends_with(
+            "failed: self-signed certificate (not trusted; use --cacert FILE to trust its CA)"
+        ),
+        "{e}"
+    );
+
+    let s = HttpsServer::start();
+    let r = prober(short()).probe(&s.url("/fixed"));
+    let e = r.error.unwrap_or_default();
+    assert!(
+        e.contains("certificate issued by an unknown authority (not trusted; use --cacert"),
+        "{e}"
+    );
+
+    let s = HttpsServer::start_with(Cert::Expired);
+    let e = tls_error(&s, &s.url("/fixed"));
+    assert!(
+        e.contains("certificate expired on 2020-01-01 00:00:00 UTC (now 20"),
+        "{e}"
+    );
+
+    let s = HttpsServer::start_with(Cert::NotYetValid);
+    let e = tls_error(&s, &s.url("/fixed"));
+    assert!(
+        e.contains("certificate not valid before 2090-01-01 00:00:00 UTC (now 20"),
+        "{e}"
+    );
+
+    let s = HttpsServer::start_with(Cert::WrongName);
+    let e = tls_error(&s, &s.url("/fixed"));
+    assert!(
+        e.contains("certificate is for other.test, not 127.0.0.1"),
+        "{e}"
+    );
+}
+
+#[test]
+fn credentials_are_sent_as_basic_auth_but_never_reported() {
+    let server = HttpServer::start();
+    let url = server
+        .url("/status500")
+        .replace("http://", "http://admin:TopSecret@");
+    let r = prober(short()).probe(&url);
+    assert_eq!(r.code, 500, "{r:?}");
+    assert!(
+        r.url.starts_with("http://admin:***@127.0.0.1:"),
+        "{}",
+        r.url
+    );
+    assert!(!format!("{r:?}").contains("TopSecret"));
+    let head = server.requests().join("");
+    // base64("admin:TopSecret")
+    assert!(head.contains("Basic YWRtaW46VG9wU2VjcmV0"), "{head}");
 }

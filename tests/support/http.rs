@@ -221,18 +221,44 @@ pub struct HttpsServer {
     ca_path: PathBuf,
 }
 
+/// Which certificate an [`HttpsServer`] presents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cert {
+    /// A leaf for `localhost`/`127.0.0.1` signed by the test CA (the default).
+    Signed,
+    /// One self-signed CA certificate used as the server's own.
+    SelfSigned,
+    /// A leaf whose validity ended in 2020.
+    Expired,
+    /// A leaf valid only from 2090.
+    NotYetValid,
+    /// A leaf signed by the test CA for `other.test` only.
+    WrongName,
+}
+
 impl HttpsServer {
     pub fn start() -> HttpsServer {
-        let certs = TestCerts::generate();
+        HttpsServer::start_with(Cert::Signed)
+    }
+
+    pub fn start_with(kind: Cert) -> HttpsServer {
+        let certs = TestCerts::generate(kind);
+        let chain = if kind == Cert::SelfSigned {
+            vec![certs.ca_der.clone()]
+        } else {
+            vec![certs.leaf_der.clone(), certs.ca_der.clone()]
+        };
+        let key = if kind == Cert::SelfSigned {
+            certs.ca_key_der.clone()
+        } else {
+            certs.leaf_key_der.clone()
+        };
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("protocol versions")
             .with_no_client_auth()
-            .with_single_cert(
-                vec![certs.leaf_der.clone(), certs.ca_der.clone()],
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(certs.leaf_key_der.clone())),
-            )
+            .with_single_cert(chain, PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)))
             .expect("server certificate");
         let dir = tempfile::tempdir().expect("tempdir");
         let ca_path = dir.path().join("test-ca.pem");
@@ -276,17 +302,24 @@ impl HttpsServer {
 struct TestCerts {
     ca_pem: String,
     ca_der: CertificateDer<'static>,
+    ca_key_der: Vec<u8>,
     leaf_der: CertificateDer<'static>,
     leaf_key_der: Vec<u8>,
 }
 
 impl TestCerts {
-    fn generate() -> TestCerts {
+    fn generate(kind: Cert) -> TestCerts {
         use rcgen::{
             BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
         };
         let ca_key = KeyPair::generate().expect("CA key");
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        // The self-signed one names the server, as such certificates do.
+        let ca_names = if kind == Cert::SelfSigned {
+            vec!["localhost".to_string(), "127.0.0.1".to_string()]
+        } else {
+            Vec::new()
+        };
+        let mut ca_params = CertificateParams::new(ca_names).expect("CA params");
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca_params
             .distinguished_name
@@ -295,12 +328,27 @@ impl TestCerts {
         let ca_cert = ca_params.self_signed(&ca_key).expect("CA cert");
 
         let leaf_key = KeyPair::generate().expect("leaf key");
-        let mut leaf_params =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-                .expect("leaf params");
+        let leaf_names = if kind == Cert::WrongName {
+            vec!["other.test".to_string()]
+        } else {
+            vec!["localhost".to_string(), "127.0.0.1".to_string()]
+        };
+        let mut leaf_params = CertificateParams::new(leaf_names).expect("leaf params");
         leaf_params
             .distinguished_name
             .push(DnType::CommonName, "localhost");
+        match kind {
+            Cert::Expired => {
+                leaf_params.not_before = rcgen::date_time_ymd(2019, 1, 1);
+                leaf_params.not_after = rcgen::date_time_ymd(2020, 1, 1);
+            }
+            Cert::NotYetValid => {
+                leaf_params.not_before = rcgen::date_time_ymd(2090, 1, 1);
+                leaf_params.not_after = rcgen::date_time_ymd(2091, 1, 1);
+            }
+            Cert::Signed | Cert::SelfSigned | Cert::WrongName => {}
+        }
+        let ca_key_der = ca_key.serialize_der();
         let issuer = Issuer::new(ca_params, ca_key);
         let leaf_cert = leaf_params
             .signed_by(&leaf_key, &issuer)
@@ -309,6 +357,7 @@ impl TestCerts {
         TestCerts {
             ca_pem: ca_cert.pem(),
             ca_der: ca_cert.der().clone(),
+            ca_key_der,
             leaf_der: leaf_cert.der().clone(),
             leaf_key_der: leaf_key.serialize_der(),
         }

@@ -8,5 +8,5 @@ pub mod http;
 pub mod process;
 
 #[allow(unused_imports)] // not every test crate uses every name
-pub use http::{FIXED_BODY_LEN, HttpServer, HttpsServer, fixed_body};
+pub use http::{Cert, FIXED_BODY_LEN, HttpServer, HttpsServer, fixed_body};
 pub mod kafka;
