@@ -22,7 +22,7 @@ lint:
 # tests); the Kafka suites run in test-kafka, with their brokers.
 unit:
 	$(CARGO) test --lib --bins --test bad_input --test e2e --test pipeline \
-	  --test probe --test kafka_fake_broker
+	  --test probe --test unattended --test kafka_fake_broker
 
 # Kafka suites against real brokers (Apache Kafka, tansu) started and stopped
 # by tests/kafka.sh.

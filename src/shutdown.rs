@@ -32,6 +32,13 @@ const DUPLICATE_WINDOW: std::time::Duration = std::time::Duration::from_millis(5
 /// Starts the signal thread: the first SIGINT/SIGTERM becomes an `Event`,
 /// the second exits the process immediately with 130; SIGHUP becomes `Reload`.
 pub fn watch_signals(events: Sender<Event>) -> std::io::Result<()> {
+    // A file size limit (ulimit -f) would otherwise kill the process with
+    // SIGXFSZ mid-line; handled, the write fails with EFBIG and the stdout
+    // sink ends the run cleanly like any other write error.
+    signal_hook::flag::register(
+        signal_hook::consts::SIGXFSZ,
+        std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    )?;
     let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
     std::thread::Builder::new()
         .name("signals".into())

@@ -5,51 +5,13 @@ mod support;
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
-use support::process::signal;
+use support::process::{parse_lines, read_all, signal, spawn};
 use support::{HttpServer, HttpsServer};
-
-fn spawn(args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_latency-logger"))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn binary")
-}
 
 fn wait(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
     support::process::wait_bounded(child, limit)
-}
-
-fn read_all(child: &mut Child) -> (String, String) {
-    let mut out = String::new();
-    let mut err = String::new();
-    child
-        .stdout
-        .take()
-        .expect("stdout")
-        .read_to_string(&mut out)
-        .expect("read stdout");
-    child
-        .stderr
-        .take()
-        .expect("stderr")
-        .read_to_string(&mut err)
-        .expect("read stderr");
-    (out, err)
-}
-
-fn parse_lines(out: &str) -> Vec<serde_json::Value> {
-    assert!(
-        out.is_empty() || out.ends_with('\n'),
-        "partial last line: {out:?}"
-    );
-    out.lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
-        .collect()
 }
 
 fn f(v: &serde_json::Value, k: &str) -> f64 {

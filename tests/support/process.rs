@@ -1,8 +1,66 @@
-//! Running the built binary in tests: bounded waits and signals, so a test
-//! that goes wrong fails instead of hanging.
+//! Running the built binary in tests: spawning it, bounded waits and
+//! signals (so a test that goes wrong fails instead of hanging), and reading
+//! its JSON lines.
 
-use std::process::{Child, ExitStatus};
+use std::io::Read;
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+
+/// The binary under test with `args`, stdin closed, stdout and stderr piped.
+pub fn spawn(args: &[&str]) -> Child {
+    spawn_to(args, Stdio::piped())
+}
+
+/// As [`spawn`], with stdout going to `stdout`.
+pub fn spawn_to(args: &[&str], stdout: Stdio) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_latency-logger"))
+        .args(args)
+        .env_remove("LATENCY_LOGGER_SASL_PASSWORD")
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn binary")
+}
+
+/// Reads the child's stdout on a thread while it runs (a test that reads
+/// only after exit would stall the binary once the pipe is full).
+pub fn read_stdout_meanwhile(child: &mut Child) -> std::thread::JoinHandle<String> {
+    let mut o = child.stdout.take().expect("piped stdout");
+    std::thread::spawn(move || {
+        let mut out = String::new();
+        o.read_to_string(&mut out).expect("read stdout");
+        out
+    })
+}
+
+/// Everything left on the child's stdout (if piped) and stderr.
+pub fn read_all(child: &mut Child) -> (String, String) {
+    let mut out = String::new();
+    let mut err = String::new();
+    if let Some(mut o) = child.stdout.take() {
+        o.read_to_string(&mut out).expect("read stdout");
+    }
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut err)
+        .expect("read stderr");
+    (out, err)
+}
+
+/// Every line as JSON; fails on a partial last line or a line that is not JSON.
+pub fn parse_lines(out: &str) -> Vec<serde_json::Value> {
+    assert!(
+        out.is_empty() || out.ends_with('\n'),
+        "partial last line: {:?}",
+        &out[out.len().saturating_sub(200)..]
+    );
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
+        .collect()
+}
 
 /// Waits up to `limit` for `child` to exit; kills it and panics past that.
 pub fn wait_bounded(child: &mut Child, limit: Duration) -> ExitStatus {
