@@ -122,7 +122,7 @@ fn a_full_disk_ends_the_run_with_1_and_no_torn_line() {
         .args([
             "-c",
             "ulimit -f 8; exec \"$0\" \"$@\"",
-            env!("CARGO_BIN_EXE_latency-logger"),
+            support::process::binary(),
             &csv,
         ])
         .stdin(Stdio::null())

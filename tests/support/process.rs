@@ -6,6 +6,12 @@ use std::io::Read;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+/// Path of the binary under test (set by cargo for integration tests; the
+/// bench programs that share this module never spawn it).
+pub fn binary() -> &'static str {
+    option_env!("CARGO_BIN_EXE_latency-logger").expect("only integration tests spawn the binary")
+}
+
 /// The binary under test with `args`, stdin closed, stdout and stderr piped.
 pub fn spawn(args: &[&str]) -> Child {
     spawn_to(args, Stdio::piped())
@@ -13,7 +19,7 @@ pub fn spawn(args: &[&str]) -> Child {
 
 /// As [`spawn`], with stdout going to `stdout`.
 pub fn spawn_to(args: &[&str], stdout: Stdio) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_latency-logger"))
+    Command::new(binary())
         .args(args)
         .env_remove("LATENCY_LOGGER_SASL_PASSWORD")
         .stdin(Stdio::null())
