@@ -6,8 +6,11 @@
 //! and `DIR/test-ca.pem`, then serves until killed. Paths: `/fixed` (200,
 //! 10,000-byte body), `/delay` (first byte after exactly 200 ms), others 404.
 
-#[path = "../support/mod.rs"]
-mod support;
+// Only the servers: the rest of tests/support spawns the binary, which a
+// bench program cannot name.
+#[path = "../support/http.rs"]
+#[allow(dead_code)]
+mod http;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -18,8 +21,8 @@ fn main() {
             .nth(1)
             .expect("usage: bench_server DIR (where server.env is written)"),
     );
-    let http = support::HttpServer::start();
-    let https = support::HttpsServer::start();
+    let http = http::HttpServer::start();
+    let https = http::HttpsServer::start();
     let ca = dir.join("test-ca.pem");
     std::fs::write(&ca, https.ca_pem()).expect("write test CA PEM");
     let env = format!(
