@@ -169,7 +169,6 @@ pub fn run(
             }
         }
     }
-    drop(jobs_rx);
     log::info!(
         "probing {count} target(s) with {} worker(s), queue {}",
         settings.workers,
@@ -214,6 +213,17 @@ pub fn run(
             outcome = Outcome::Failed(format!("worker {id} panicked while stopping"));
         }
     }
+    // Jobs the abandoned workers never took: skipped, like any job queued at a stop.
+    for job in jobs_rx.try_iter() {
+        let scheduled = shared.clock.wall(job.deadline);
+        shared.sink.emit(Report::skipped(
+            &job.target.url.shown,
+            scheduled,
+            wall_now(),
+            "shutting down",
+        ));
+    }
+    drop(jobs_rx);
     if interrupted > 0 {
         log::warn!(
             "{interrupted} probe(s) still running after --stop-timeout {:.1} s: reported as interrupted",
