@@ -1,6 +1,7 @@
 //! latency-logger library: the modules behind the binary, public so tests reach them.
 pub mod cli;
 pub mod kafka;
+pub mod logging;
 pub mod pipeline;
 pub mod probe;
 pub mod redact;

@@ -7,7 +7,7 @@ use latency_logger::shutdown::{self, Event};
 use latency_logger::sink::kafka::{self, StartError};
 use latency_logger::sink::stdout::{End, JsonLines, StdoutFile};
 use latency_logger::sink::{Sink, Tee};
-use latency_logger::{startup, targets};
+use latency_logger::{logging, startup, targets};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -18,14 +18,20 @@ fn main() -> ExitCode {
     match run() {
         Ok(code) => code,
         Err(Failure::Usage(msg)) => {
-            eprintln!("latency-logger: {msg}");
+            say(&msg);
             ExitCode::from(USAGE_ERROR)
         }
         Err(Failure::Runtime(msg)) => {
-            eprintln!("latency-logger: {msg}");
+            say(&msg);
             ExitCode::FAILURE
         }
     }
+}
+
+/// The last word on stderr; a closed stderr must not turn the status into a panic.
+fn say(msg: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "latency-logger: {msg}");
 }
 
 enum Failure {
@@ -47,7 +53,7 @@ fn run() -> Result<ExitCode, Failure> {
         Ok(Command::Check(c)) => (*c, true),
         Err(e) => return Err(Failure::Usage(format!("{e}\n{}", cli::USAGE))),
     };
-    init_logging(config.verbose);
+    logging::init(config.verbose);
     // Signals first: a stop during start-up (a huge targets file, a FIFO
     // without a writer, a registry that does not answer) is a stop like any other.
     let (events_tx, events) = crossbeam_channel::unbounded::<Event>();
@@ -132,20 +138,4 @@ fn print(text: &str) -> Result<ExitCode, Failure> {
     use std::io::Write;
     let _ = std::io::stdout().write_all(text.as_bytes());
     Ok(ExitCode::SUCCESS)
-}
-
-fn init_logging(verbose: u8) {
-    let level = match verbose {
-        // Info by default: start-up and shutdown summaries (records delivered or
-        // not) are what an operator reads in the service log.
-        0 => log::LevelFilter::Info,
-        1 => log::LevelFilter::Debug,
-        _ => log::LevelFilter::Trace,
-    };
-    // Only fails if a logger is already set, which nothing else does.
-    let _ = simple_logger::SimpleLogger::new()
-        .with_level(log::LevelFilter::Warn)
-        .with_module_level("latency_logger", level)
-        .with_utc_timestamps()
-        .init();
 }

@@ -326,3 +326,32 @@ fn credentials_never_leave_the_process() {
             .any(|h| h.contains("Basic YWRtaW46VG9wU2VjcmV0"))
     );
 }
+
+#[test]
+fn a_closed_stderr_never_turns_into_a_panic() {
+    use std::io::{BufRead, BufReader};
+    let http = HttpServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("t.csv");
+    write_targets(&csv, &[(0.02, http.url("/fixed"))]);
+    let out_path = dir.path().join("out.json");
+    let out = std::fs::File::create(&out_path).expect("create");
+    // -vv logs every probe: the next log line after the reader left hits EPIPE.
+    let mut child = spawn_to(&["-vv", csv.to_str().expect("path")], Stdio::from(out));
+    let err = child.stderr.take().expect("stderr");
+    let mut first = String::new();
+    BufReader::new(err)
+        .read_line(&mut first)
+        .expect("a log line");
+    // The reader is gone now (as `2>&1 | head -1` leaves it).
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        child.try_wait().expect("try_wait").is_none(),
+        "died with stderr closed"
+    );
+    signal(&child, "-TERM");
+    let status = wait_bounded(&mut child, Duration::from_secs(10));
+    assert_eq!(status.code(), Some(0));
+    let records = parse_lines(&std::fs::read_to_string(&out_path).expect("read"));
+    assert!(records.len() >= 15, "{} records", records.len());
+}
