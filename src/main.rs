@@ -40,7 +40,11 @@ fn run() -> Result<ExitCode, Failure> {
     let config = match cli::to_config(low, std::env::var(cli::PASSWORD_ENV).ok()) {
         Ok(Command::Help) => return print(&cli::help()),
         Ok(Command::Version) => {
-            return print(&format!("latency-logger {}\n", env!("CARGO_PKG_VERSION")));
+            return print(&format!(
+                "latency-logger {} ({})\n",
+                env!("CARGO_PKG_VERSION"),
+                env!("LATENCY_LOGGER_GIT_COMMIT")
+            ));
         }
         Ok(Command::Run(c)) => *c,
         Err(e) => return Err(Failure::Usage(format!("{e}\n{}", cli::USAGE))),
