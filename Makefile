@@ -1,10 +1,11 @@
 # latency-logger — build, test, benchmark, cross-compile.
-# `make test` is what CI runs (through .ci/run, which installs what it needs).
+# `make test` is what CI runs (.ci/run); it installs what it needs first.
 
 CARGO ?= cargo
 SHELL := /bin/bash
 
 .PHONY: all build release test lint unit test-kafka test-cross bench bench-build bench-run clean cross-setup static cross-arm
+.PHONY: test-deps test-packages deb ipk dist
 
 all: release
 
@@ -33,7 +34,20 @@ test-kafka:
 test-cross:
 	bash tests/qemu.sh
 
-test: lint unit test-kafka test-cross
+# First the same idempotent installs as .ci/run (seconds when all is in place),
+# so that `make test` works on its own on a fresh Debian machine.
+test: test-deps
+	$(MAKE) lint unit test-kafka test-cross test-packages
+
+# Cross toolchains, musl, qemu-user (.ci/cross-setup.sh); Python venv, Kafka
+# jars, tansu, packaging tools (.ci/test-deps.sh).
+test-deps:
+	bash .ci/cross-setup.sh
+	bash .ci/test-deps.sh
+
+# The .deb and .ipk packages taken apart, and the packaged binary run.
+test-packages:
+	bash tests/packages.sh
 
 # --- static and cross builds (Docker-free; see README "Install on a router") ---
 #   make cross-setup          install cross toolchains, musl, qemu-user (root; idempotent)
@@ -69,6 +83,21 @@ static:
 cross-arm:
 	bash .ci/cross-build.sh $(ARM_TARGETS)
 endif
+
+# --- release packages (packaging/build.sh; README "Install") ---
+#   make deb    dist/latency-logger_<version>-1_{amd64,arm64,armhf}.deb
+#   make ipk    dist/latency-logger_<version>-1_<OpenWrt arch>.ipk (aarch64 and armv7 names)
+#   make dist   the static binaries, all packages and dist/SHA256SUMS
+# Each builds the static binaries first (cargo no-ops when up to date); run
+# `make cross-setup` once before. The version comes from Cargo.toml.
+deb: static cross-arm
+	bash packaging/build.sh deb
+
+ipk: cross-arm
+	bash packaging/build.sh ipk
+
+dist: static cross-arm
+	bash packaging/build.sh deb ipk sums
 
 # --- benchmarks: figures appended to BENCHMARKS.md (see tests/bench/HEADER.md) ---
 #   make bench-build   release binary, bench programs, criterion bench, and a
