@@ -50,6 +50,8 @@ def esc(text):
     # a minus that starts an option or stands alone is a minus, not a hyphen
     text = re.sub(r"(?<![\w])-", r"\\-", text)
     text = re.sub(r"`([^`]+)`", r"\\fB\1\\fR", text)
+    # "e.g. x" is not the end of a sentence (roff would put two spaces after it)
+    text = re.sub(r"\b(e\.g|i\.e)\. ", r"\1.\\& ", text)
     if text.startswith((".", "'")):
         text = "\\&" + text
     return text
