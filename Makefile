@@ -37,12 +37,12 @@ test-cross:
 # First the same idempotent installs as .ci/run (seconds when all is in place),
 # so that `make test` works on its own on a fresh Debian machine. The static
 # release builds that test-cross and test-packages need (three targets, LTO:
-# the longest builds) start at once in the background at nice 19, in their
+# the longest builds) start at once in the background at nice 10, in their
 # own target dir, and use the CPU that the debug builds' serial phases and the
 # Kafka suites' waits leave idle; then those two run on the finished binaries.
 test: test-deps
-	@echo "make test: static builds in the background (nice 19), log: $(DIST_DIR)/static-build.log"
-	@mkdir -p $(DIST_DIR); CARGO_TARGET_DIR=$(STATIC_TARGET_DIR) setsid nice -n 19 bash .ci/cross-build.sh $(STATIC_TARGET) $(ARM_TARGETS) \
+	@echo "make test: static builds in the background (nice 10), log: $(DIST_DIR)/static-build.log"
+	@mkdir -p $(DIST_DIR); CARGO_TARGET_DIR=$(STATIC_TARGET_DIR) setsid nice -n 10 bash .ci/cross-build.sh $(STATIC_TARGET) $(ARM_TARGETS) \
 	    >$(DIST_DIR)/static-build.log 2>&1 & bg=$$!; \
 	if ! $(MAKE) lint unit test-kafka; then kill -- -$$bg 2>/dev/null; wait $$bg; exit 1; fi; \
 	echo "make test: waiting for the static builds"; \

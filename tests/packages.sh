@@ -193,7 +193,7 @@ for arch in amd64 arm64 armhf; do
         fi
 
         if have lintian; then
-            lintian --allow-root -E -I --pedantic --fail-on none "$deb" >"$WORK/lintian.log" 2>&1 || true
+            lintian -E -I --pedantic --fail-on none "$deb" >"$WORK/lintian.log" 2>&1 || true
             if grep -E '^[EW]: ' "$WORK/lintian.log" >"$WORK/lintian.bad"; then
                 sed 's/^/     /' "$WORK/lintian.bad"; bad "lintian: errors or warnings"
             else
@@ -211,7 +211,7 @@ ipks=("$OUT"/${NAME}_"$VERSION"-1_*.ipk)
 n_aarch64=0; n_arm=0
 for ipk in "${ipks[@]}"; do
     [[ -f $ipk ]] || { bad "no .ipk built"; break; }
-    arch=${ipk##*_}; arch=${arch%.ipk}
+    arch=${ipk##*/${NAME}_"$VERSION"-1_}; arch=${arch%.ipk}
     case $arch in aarch64_*) t=aarch64-unknown-linux-musl; n_aarch64=$((n_aarch64 + 1)) ;;
                   arm_*) t=armv7-unknown-linux-musleabihf; n_arm=$((n_arm + 1)) ;;
                   *) bad "$arch: unexpected OpenWrt architecture"; continue ;; esac
@@ -308,7 +308,13 @@ if [[ -x $bin && $(uname -m) == x86_64 ]]; then
     "${tracer[@]}" "$bin" "$WORK/probe.csv" >"$WORK/probe.jsonl" 2>"$WORK/probe.err" &
     pid=$!; PIDS+=("$pid")
     for _ in $(seq 100); do [[ -s $WORK/probe.jsonl ]] && break; sleep 0.1; done
-    kill -TERM "$pid" 2>/dev/null || true
+    # under strace, signal the traced binary: strace itself blocks SIGTERM
+    target=$pid
+    if ((${#tracer[@]})); then
+        target=$(ps -o pid= --ppid "$pid" | head -n 1 | tr -d ' ')
+        target=${target:-$pid}
+    fi
+    kill -TERM "$target" 2>/dev/null || true
     rc=0; wait "$pid" || rc=$?
     if [[ $rc == 0 ]] && python3 - "$WORK/probe.jsonl" "http://127.0.0.1:$port/" <<'PY'
 import json, sys
@@ -359,6 +365,17 @@ PY
         else bad "system calls outside the unit's SystemCallFilter (the service would get EPERM)"; fi
     elif ! have strace; then
         skipped "strace not installed: system calls not checked against the unit's filter"
+    fi
+    # the unit's ExecReload and the procd reload run `--check` on the targets file
+    if grep -q -- '--check' <<<"$help_text"; then
+        sed 's/^# \([0-9]\)/\1/' "$WORK/deb-amd64/root/etc/$NAME/targets.csv" >"$WORK/examples.csv"
+        if "$bin" --check "$WORK/examples.csv" >"$WORK/check.out" 2>&1; then
+            ok "--check accepts the packaged targets.csv's examples, uncommented: $(head -n 1 "$WORK/check.out")"
+        else
+            bad "--check rejects the packaged targets.csv's examples: $(head -n 3 "$WORK/check.out" | tr '\n' ' ')"
+        fi
+    else
+        note "this binary has no --check yet: the packaged examples are not validated"
     fi
 else
     note "not on x86_64: the probe check runs the amd64 package's binary only"
