@@ -44,9 +44,11 @@ test: test-deps
 	@echo "make test: static builds in the background (nice 10), log: $(DIST_DIR)/static-build.log"
 	@mkdir -p $(DIST_DIR); CARGO_TARGET_DIR=$(STATIC_TARGET_DIR) setsid nice -n 10 bash .ci/cross-build.sh $(STATIC_TARGET) $(ARM_TARGETS) \
 	    >$(DIST_DIR)/static-build.log 2>&1 & bg=$$!; \
-	if ! $(MAKE) lint unit test-kafka; then kill -- -$$bg 2>/dev/null; wait $$bg; exit 1; fi; \
+	trap 'kill -- -'$$bg' 2>/dev/null' EXIT INT TERM; \
+	$(MAKE) lint unit test-kafka || exit 1; \
 	echo "make test: waiting for the static builds"; \
 	if ! wait $$bg; then tail -n 40 $(DIST_DIR)/static-build.log; exit 1; fi; \
+	trap - EXIT INT TERM; \
 	grep '^cross-build: .*path,' $(DIST_DIR)/static-build.log; \
 	$(MAKE) test-cross test-packages
 
@@ -60,7 +62,7 @@ test-deps:
 test-packages:
 	bash tests/packages.sh
 
-# --- static and cross builds (Docker-free; see README "Install on a router") ---
+# --- static and cross builds (Docker-free; see README "Install") ---
 #   make cross-setup          install cross toolchains, musl, qemu-user (root; idempotent)
 #   make static               x86_64-unknown-linux-musl  -> dist/latency-logger-x86_64-unknown-linux-musl
 #   make cross-arm            aarch64 + armv7 musl       -> dist/latency-logger-<target>
