@@ -1,10 +1,11 @@
 # latency-logger — build, test, benchmark, cross-compile.
-# `make test` is what CI runs (through .ci/run, which installs what it needs).
+# `make test` is what CI runs (.ci/run); it installs what it needs first.
 
 CARGO ?= cargo
 SHELL := /bin/bash
 
 .PHONY: all build release test lint unit test-kafka test-cross bench bench-build bench-run clean cross-setup static cross-arm
+.PHONY: test-deps test-packages deb ipk dist
 
 all: release
 
@@ -33,9 +34,35 @@ test-kafka:
 test-cross:
 	bash tests/qemu.sh
 
-test: lint unit test-kafka test-cross
+# First the same idempotent installs as .ci/run (seconds when all is in place),
+# so that `make test` works on its own on a fresh Debian machine. The static
+# release builds that test-cross and test-packages need (three targets, LTO:
+# the longest builds) start at once in the background at nice 10, in their
+# own target dir, and use the CPU that the debug builds' serial phases and the
+# Kafka suites' waits leave idle; then those two run on the finished binaries.
+test: test-deps
+	@echo "make test: static builds in the background (nice 10), log: $(DIST_DIR)/static-build.log"
+	@mkdir -p $(DIST_DIR); CARGO_TARGET_DIR=$(STATIC_TARGET_DIR) setsid nice -n 10 bash .ci/cross-build.sh $(STATIC_TARGET) $(ARM_TARGETS) \
+	    >$(DIST_DIR)/static-build.log 2>&1 & bg=$$!; \
+	trap 'kill -- -'$$bg' 2>/dev/null' EXIT INT TERM; \
+	$(MAKE) lint unit test-kafka || exit 1; \
+	echo "make test: waiting for the static builds"; \
+	if ! wait $$bg; then tail -n 40 $(DIST_DIR)/static-build.log; exit 1; fi; \
+	trap - EXIT INT TERM; \
+	grep '^cross-build: .*path,' $(DIST_DIR)/static-build.log; \
+	$(MAKE) test-cross test-packages
 
-# --- static and cross builds (Docker-free; see README "Install on a router") ---
+# Cross toolchains, musl, qemu-user (.ci/cross-setup.sh); Python venv, Kafka
+# jars, tansu, packaging tools (.ci/test-deps.sh).
+test-deps:
+	bash .ci/cross-setup.sh
+	bash .ci/test-deps.sh
+
+# The .deb and .ipk packages taken apart, and the packaged binary run.
+test-packages:
+	bash tests/packages.sh
+
+# --- static and cross builds (Docker-free; see README "Install") ---
 #   make cross-setup          install cross toolchains, musl, qemu-user (root; idempotent)
 #   make static               x86_64-unknown-linux-musl  -> dist/latency-logger-x86_64-unknown-linux-musl
 #   make cross-arm            aarch64 + armv7 musl       -> dist/latency-logger-<target>
@@ -45,6 +72,10 @@ CROSS_BIN      ?= cross
 STATIC_TARGET  := x86_64-unknown-linux-musl
 ARM_TARGETS    := aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf
 DIST_DIR       ?= dist
+# Static builds have their own target dir: cargo locks a target dir for a
+# whole build, and `make test` runs them beside the debug builds.
+STATIC_TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/static
+static cross-arm deb ipk dist test-cross test-packages: export CARGO_TARGET_DIR := $(STATIC_TARGET_DIR)
 
 cross-setup:
 	bash .ci/cross-setup.sh
@@ -69,6 +100,21 @@ static:
 cross-arm:
 	bash .ci/cross-build.sh $(ARM_TARGETS)
 endif
+
+# --- release packages (packaging/build.sh; README "Install") ---
+#   make deb    dist/latency-logger_<version>-1_{amd64,arm64,armhf}.deb
+#   make ipk    dist/latency-logger_<version>-1_<OpenWrt arch>.ipk (aarch64 and armv7 names)
+#   make dist   the static binaries, all packages and dist/SHA256SUMS
+# Each builds the static binaries first (cargo no-ops when up to date); run
+# `make cross-setup` once before. The version comes from Cargo.toml.
+deb: static cross-arm
+	bash packaging/build.sh deb
+
+ipk: cross-arm
+	bash packaging/build.sh ipk
+
+dist: static cross-arm
+	bash packaging/build.sh deb ipk sums
 
 # --- benchmarks: figures appended to BENCHMARKS.md (see tests/bench/HEADER.md) ---
 #   make bench-build   release binary, bench programs, criterion bench, and a

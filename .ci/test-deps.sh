@@ -4,7 +4,8 @@
 #   .ci/test-deps.sh [STEP ...]     STEP: apt python kafka tansu (default: all of them)
 #
 #   apt     Debian packages if missing: openssl, python3-venv (only when python3 lacks
-#           venv/ensurepip), maven + openjdk-17-jre-headless (only when mvn/java missing)
+#           venv/ensurepip), maven + openjdk-17-jre-headless (only when mvn/java missing),
+#           systemd (systemd-analyze), lintian, strace (for tests/packages.sh)
 #   python  venv in $CACHE/venv with tests/support/requirements.txt
 #           (re-created when requirements.txt changes)
 #   kafka   Apache Kafka jars (maven) + JVM class-data archives: tests/support/kafka/broker.sh install
@@ -59,6 +60,10 @@ do_apt() {
   fi
   command -v java >/dev/null || pkgs+=(openjdk-17-jre-headless)
   command -v mvn >/dev/null || pkgs+=(maven)
+  # tests/packages.sh: verify the unit, lint the .deb, trace the packaged binary's system calls
+  command -v systemd-analyze >/dev/null || pkgs+=(systemd)
+  command -v lintian >/dev/null || pkgs+=(lintian)
+  command -v strace >/dev/null || pkgs+=(strace)
   if ((${#pkgs[@]})); then apt_install "${pkgs[@]}"; else log "apt: nothing missing"; fi
   local jv
   jv=$(java -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java.specification.version = //p')

@@ -47,7 +47,11 @@ fn run() -> Result<ExitCode, Failure> {
     let (config, check) = match cli::to_config(low, std::env::var(cli::PASSWORD_ENV).ok()) {
         Ok(Command::Help) => return print(&cli::help()),
         Ok(Command::Version) => {
-            return print(&format!("latency-logger {}\n", env!("CARGO_PKG_VERSION")));
+            return print(&format!(
+                "latency-logger {} ({})\n",
+                env!("CARGO_PKG_VERSION"),
+                env!("LATENCY_LOGGER_GIT_COMMIT")
+            ));
         }
         Ok(Command::Run(c)) => (*c, false),
         Ok(Command::Check(c)) => (*c, true),
