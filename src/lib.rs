@@ -8,4 +8,5 @@ pub mod report;
 pub mod schedule;
 pub mod shutdown;
 pub mod sink;
+pub mod spool;
 pub mod targets;
