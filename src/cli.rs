@@ -171,6 +171,30 @@ const FLAGS: &[FlagDoc] = &[
         "Ask the broker to create a missing topic (if it allows that).",
     ),
     (
+        None,
+        "spool",
+        Some("DIR"),
+        "Keep records on their way to Kafka in this directory, so a crash, power cut or long outage loses none; recommended on devices [default: off].",
+    ),
+    (
+        None,
+        "spool-sync-ms",
+        Some("MS"),
+        "With --spool: at most one fsync per this many milliseconds; a power cut loses at most the last interval [default: 1000].",
+    ),
+    (
+        None,
+        "spool-max-bytes",
+        Some("N[K|M|G]"),
+        "With --spool: size limit of the spool; when full the oldest records are dropped [default: 64M].",
+    ),
+    (
+        None,
+        "stats-interval",
+        Some("S"),
+        "Seconds between INFO lines counting probes and records (0 = off) [default: 300].",
+    ),
+    (
         Some('X'),
         "producer-property",
         Some("KEY=VALUE"),
@@ -197,6 +221,10 @@ pub struct LowArgs {
     pub flush_timeout: Option<String>,
     pub create_topic: bool,
     pub also_stdout: bool,
+    pub spool: Option<PathBuf>,
+    pub spool_sync_ms: Option<String>,
+    pub spool_max_bytes: Option<String>,
+    pub stats_interval: Option<String>,
     /// Kafka producer settings as librdkafka names them, in the order given,
     /// so dedicated flags and `-X` share one path and the last one wins.
     pub kafka: Vec<(String, String)>,
@@ -271,6 +299,14 @@ pub fn parse_low(args: impl IntoIterator<Item = OsString>) -> Result<LowArgs, Us
             Long("flush-timeout") => low.flush_timeout = Some(text(&mut p, "--flush-timeout")?),
             Long("create-topic") => low.create_topic = true,
             Long("stdout") => low.also_stdout = true,
+            Long("spool") => low.spool = Some(p.value()?.into()),
+            Long("spool-sync-ms") => low.spool_sync_ms = Some(text(&mut p, "--spool-sync-ms")?),
+            Long("spool-max-bytes") => {
+                low.spool_max_bytes = Some(text(&mut p, "--spool-max-bytes")?)
+            }
+            Long("stats-interval") => {
+                low.stats_interval = Some(text(&mut p, "--stats-interval")?)
+            }
             Short('X') | Long("producer-property") => {
                 let kv = text(&mut p, "-X")?;
                 let Some((k, v)) = kv.split_once('=') else {
@@ -315,6 +351,8 @@ pub struct Config {
     pub file: PathBuf,
     /// Present when `-B` (or `-X bootstrap.servers=`) asks for the Kafka sink.
     pub kafka: Option<KafkaArgs>,
+    /// Between INFO lines with counts; None = off.
+    pub stats_interval: Option<Duration>,
 }
 
 /// Kafka sink settings, still in librdkafka's names for the producer to apply.
@@ -327,6 +365,64 @@ pub struct KafkaArgs {
     /// Also print JSON lines on stdout.
     pub also_stdout: bool,
     pub properties: Vec<(String, String)>,
+    /// `--spool DIR` and its settings.
+    pub spool: Option<SpoolArgs>,
+}
+
+/// The disk spool's settings (see `crate::spool`).
+#[derive(Debug, Clone)]
+pub struct SpoolArgs {
+    pub dir: PathBuf,
+    pub sync_every: Duration,
+    pub max_bytes: u64,
+}
+
+/// `--spool*` flags, validated.
+fn spool_args(low: &LowArgs) -> Result<Option<SpoolArgs>, UsageError> {
+    let Some(dir) = &low.spool else {
+        if low.spool_sync_ms.is_some() || low.spool_max_bytes.is_some() {
+            return Err(UsageError(
+                "--spool-sync-ms/--spool-max-bytes given without --spool DIR".to_string(),
+            ));
+        }
+        return Ok(None);
+    };
+    let sync_ms = match low.spool_sync_ms.as_deref() {
+        None => 1000,
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(n) if n <= 3_600_000 => n,
+            _ => {
+                return Err(UsageError(format!(
+                    "--spool-sync-ms: `{v}` is not a whole number of milliseconds (0 to 3600000)"
+                )));
+            }
+        },
+    };
+    let max_bytes = match low.spool_max_bytes.as_deref() {
+        None => 64 << 20,
+        Some(v) => {
+            let t = v.trim();
+            let (num, mult) = match t.char_indices().last() {
+                Some((i, 'k' | 'K')) => (&t[..i], 1u64 << 10),
+                Some((i, 'm' | 'M')) => (&t[..i], 1 << 20),
+                Some((i, 'g' | 'G')) => (&t[..i], 1 << 30),
+                _ => (t, 1),
+            };
+            match num.parse::<u64>().ok().and_then(|n| n.checked_mul(mult)) {
+                Some(n) if n >= 64 << 10 => n,
+                _ => {
+                    return Err(UsageError(format!(
+                        "--spool-max-bytes: `{v}` is not a size of at least 64K (a number, optionally with K, M or G)"
+                    )));
+                }
+            }
+        }
+    };
+    Ok(Some(SpoolArgs {
+        dir: dir.clone(),
+        sync_every: Duration::from_millis(sync_ms),
+        max_bytes,
+    }))
 }
 
 impl std::fmt::Debug for KafkaArgs {
@@ -348,6 +444,7 @@ impl std::fmt::Debug for KafkaArgs {
             )
             .field("flush_timeout", &self.flush_timeout)
             .field("create_topic", &self.create_topic)
+            .field("spool", &self.spool)
             .field("properties", &props)
             .finish()
     }
@@ -385,6 +482,7 @@ pub fn to_config(low: LowArgs, password_env: Option<String>) -> Result<Command, 
     )?;
     let timeout = seconds(low.timeout.as_deref(), "--timeout", 300.0, false)?;
     let splay = seconds(low.splay.as_deref(), "--splay", 0.0, true)?;
+    let spool = spool_args(&low)?;
     let file = low
         .file
         .ok_or_else(|| UsageError("missing the targets FILE argument".to_string()))?;
@@ -395,7 +493,10 @@ pub fn to_config(low: LowArgs, password_env: Option<String>) -> Result<Command, 
         || low.flush_timeout.is_some()
         || low.create_topic
         || low.also_stdout
+        || low.spool.is_some()
         || !low.kafka.is_empty();
+    let stats_interval = seconds(low.stats_interval.as_deref(), "--stats-interval", 300.0, true)?;
+    let stats_interval = (!stats_interval.is_zero()).then_some(stats_interval);
     let kafka = if wants_kafka {
         let mut properties = low.kafka;
         if let Some(path) = &low.sasl_password_file {
@@ -438,6 +539,7 @@ pub fn to_config(low: LowArgs, password_env: Option<String>) -> Result<Command, 
             create_topic: low.create_topic,
             also_stdout: low.also_stdout,
             properties,
+            spool,
         })
     } else if kafka_only {
         return Err(UsageError(
@@ -458,6 +560,7 @@ pub fn to_config(low: LowArgs, password_env: Option<String>) -> Result<Command, 
         cacert: low.cacert,
         file,
         kafka,
+        stats_interval,
     })))
 }
 

@@ -42,6 +42,8 @@ use super::protocol::{
     self, ClusterMeta, ErrorClass, ProducerIdentity, Record, classify, error_name,
 };
 use super::{ErrorKind, KafkaError};
+use crate::spool::{Spool, SpoolError, SpoolStats, Ticket};
+use std::sync::Mutex;
 
 /// Outcome counts, returned by [`ProducerHandle::close`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -54,6 +56,9 @@ pub struct Stats {
     pub dropped: u64,
     /// Bytes of Produce requests written to brokers (retries included).
     pub produce_bytes: u64,
+    /// With a spool: records not delivered by close, kept on disk for the
+    /// next run (not counted as failed).
+    pub kept: u64,
 }
 
 /// Drop warnings are rate-limited to one per this interval.
@@ -70,6 +75,7 @@ struct Shared {
     failed: AtomicU64,
     dropped: AtomicU64,
     produce_bytes: AtomicU64,
+    kept: AtomicU64,
     start: Instant,
     /// Milliseconds since `start` of the last drop warning, +1 (0 = never).
     last_drop_warn: AtomicU64,
@@ -101,6 +107,7 @@ impl Shared {
             failed: self.failed.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
             produce_bytes: self.produce_bytes.load(Ordering::Relaxed),
+            kept: self.kept.load(Ordering::Relaxed),
         }
     }
 }
@@ -193,6 +200,102 @@ impl Drop for ProducerHandle {
     }
 }
 
+/// A spool shared by the sink (appends) and the producer thread (reads,
+/// marks done); see `crate::spool`. Records are stored as
+/// `timestamp i64 | key length u32 | key | value` (little-endian).
+pub struct SpoolFeed {
+    spool: Mutex<Spool>,
+    wake_tx: Sender<()>,
+    wake_rx: Receiver<()>,
+}
+
+impl SpoolFeed {
+    pub fn new(spool: Spool) -> Arc<SpoolFeed> {
+        let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
+        Arc::new(SpoolFeed {
+            spool: Mutex::new(spool),
+            wake_tx,
+            wake_rx,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Spool> {
+        // A panic elsewhere while holding it leaves the spool consistent
+        // enough: every operation updates its state after the file I/O.
+        self.spool.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Appends a record and wakes the producer.
+    pub fn append(&self, r: &Record) -> Result<(), SpoolError> {
+        let mut b = Vec::with_capacity(12 + r.key.len() + r.value.len());
+        b.extend_from_slice(&r.timestamp_ms.to_le_bytes());
+        b.extend_from_slice(&(r.key.len() as u32).to_le_bytes());
+        b.extend_from_slice(&r.key);
+        b.extend_from_slice(&r.value);
+        self.lock().append(&b)?;
+        let _ = self.wake_tx.try_send(());
+        Ok(())
+    }
+
+    fn read(&self, max: usize) -> Vec<(Ticket, Record)> {
+        let mut spool = self.lock();
+        let mut out = Vec::new();
+        for (t, b) in spool.read(max) {
+            match decode_spooled(&b) {
+                Some(r) => out.push((t, r)),
+                None => {
+                    // Passed the checksum but is not ours: skip it.
+                    log::warn!("spool: a record of {} bytes is malformed; skipped", b.len());
+                    spool.done(t);
+                }
+            }
+        }
+        out
+    }
+
+    fn done(&self, tickets: &[Option<Ticket>]) {
+        if tickets.iter().all(|t| t.is_none()) {
+            return;
+        }
+        let mut spool = self.lock();
+        for t in tickets.iter().flatten() {
+            spool.done(*t);
+        }
+    }
+
+    fn unread(&self) -> u64 {
+        let s = self.lock();
+        s.stats().pending.saturating_sub(s.in_flight() as u64)
+    }
+
+    pub fn stats(&self) -> SpoolStats {
+        self.lock().stats()
+    }
+
+    /// Group commit when due (see `Spool::sync_due`).
+    pub fn sync_if_due(&self, now: Instant) -> Result<(), SpoolError> {
+        let mut s = self.lock();
+        if s.sync_due(now) { s.sync(now) } else { Ok(()) }
+    }
+
+    /// A final commit at shutdown, whatever the interval.
+    pub fn sync_now(&self, now: Instant) -> Result<(), SpoolError> {
+        self.lock().sync(now)
+    }
+}
+
+fn decode_spooled(b: &[u8]) -> Option<Record> {
+    let ts = i64::from_le_bytes(b.get(0..8)?.try_into().ok()?);
+    let klen = u32::from_le_bytes(b.get(8..12)?.try_into().ok()?) as usize;
+    let key = b.get(12..12usize.checked_add(klen)?)?.to_vec();
+    let value = b.get(12 + klen..)?.to_vec();
+    Some(Record {
+        key,
+        value,
+        timestamp_ms: ts,
+    })
+}
+
 /// Entry point: `Producer::start(cfg)`.
 pub struct Producer;
 
@@ -200,6 +303,16 @@ impl Producer {
     /// Validates `cfg`, connects to a bootstrap broker (TLS, SASL,
     /// ApiVersions), checks the topic, then starts the producer thread.
     pub fn start(cfg: KafkaConfig) -> Result<ProducerHandle, KafkaError> {
+        Self::start_with(cfg, None)
+    }
+
+    /// As `start`; with a spool, records are also taken from it (oldest
+    /// first, those left by a previous run included) and leave it when
+    /// Kafka has answered for them.
+    pub fn start_with(
+        cfg: KafkaConfig,
+        spool: Option<Arc<SpoolFeed>>,
+    ) -> Result<ProducerHandle, KafkaError> {
         cfg.validate()
             .map_err(|m| KafkaError::new(ErrorKind::Config, format!("Kafka config: {m}")))?;
         let tls = super::conn::tls_config(&cfg)?;
@@ -215,6 +328,7 @@ impl Producer {
             failed: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             produce_bytes: AtomicU64::new(0),
+            kept: AtomicU64::new(0),
             start: Instant::now(),
             last_drop_warn: AtomicU64::new(0),
             buffer: w.cfg.buffer,
@@ -222,6 +336,7 @@ impl Producer {
         w.rx = Some(rx.clone());
         w.shared = Some(shared.clone());
         w.thread_limit = thread_limit;
+        w.spool = spool;
         let thread = std::thread::Builder::new()
             .name("kafka-producer".into())
             .spawn(move || w.run())
@@ -241,6 +356,8 @@ impl Producer {
 /// A sealed batch for one partition: sent, or waiting to be resent as is.
 struct Batch {
     records: Vec<Record>,
+    /// The spool's tickets for `records` (None: not spooled).
+    tickets: Vec<Option<Ticket>>,
     bytes: usize,
     base_sequence: i32,
     pid: ProducerIdentity,
@@ -252,6 +369,8 @@ struct Batch {
 #[derive(Default)]
 struct PartState {
     queue: VecDeque<Record>,
+    /// Parallel to `queue`.
+    tickets: VecDeque<Option<Ticket>>,
     queue_bytes: usize,
     first_at: Option<Instant>,
     batch: Option<Batch>,
@@ -282,6 +401,7 @@ struct Worker {
     next_pid_at: Instant,
     /// Set while no broker answers; for one warning and one recovery line.
     outage_since: Option<Instant>,
+    spool: Option<Arc<SpoolFeed>>,
 }
 
 fn backoff(cfg: &KafkaConfig, attempts: u32) -> Duration {
@@ -317,6 +437,7 @@ impl Worker {
             pid_failures: 0,
             next_pid_at: now,
             outage_since: None,
+            spool: None,
         })
     }
 
@@ -641,6 +762,10 @@ impl Worker {
     }
 
     fn place(&mut self, r: Record) {
+        self.place_ticketed(r, None)
+    }
+
+    fn place_ticketed(&mut self, r: Record, ticket: Option<Ticket>) {
         let n = self.parts.len().max(1) as i32;
         let p = partition_for(&r.key, n) as usize;
         if p >= self.parts.len() {
@@ -653,6 +778,7 @@ impl Worker {
         }
         ps.queue_bytes += size;
         ps.queue.push_back(r);
+        ps.tickets.push_back(ticket);
         self.held_records += 1;
         self.held_bytes += size;
     }
@@ -670,6 +796,32 @@ impl Worker {
     /// `wait` for the first one.
     fn pull(&mut self, wait: Duration) {
         let Some(rx) = self.rx.clone() else { return };
+        if let Some(feed) = self.spool.clone() {
+            // Appends wake us; the channel only carries records the spool
+            // could not take.
+            if self.room() && rx.is_empty() && feed.unread() == 0 {
+                let _ = feed.wake_rx.recv_timeout(wait);
+            }
+            while self.room() {
+                let got = feed.read(256);
+                if got.is_empty() {
+                    break;
+                }
+                for (t, r) in got {
+                    self.place_ticketed(r, Some(t));
+                }
+            }
+            while self.room() {
+                match rx.try_recv() {
+                    Ok(r) => self.place(r),
+                    Err(_) => break,
+                }
+            }
+            if !self.room() {
+                std::thread::sleep(wait.min(MAX_IDLE));
+            }
+            return;
+        }
         if self.room() {
             match rx.recv_timeout(wait) {
                 Ok(r) => self.place(r),
@@ -715,6 +867,7 @@ impl Worker {
                 continue;
             }
             let mut records = Vec::new();
+            let mut tickets = Vec::new();
             let mut bytes = 0;
             while let Some(r) = ps.queue.front() {
                 let s = protocol::record_size_estimate(r);
@@ -724,6 +877,7 @@ impl Worker {
                 bytes += s;
                 if let Some(r) = ps.queue.pop_front() {
                     records.push(r);
+                    tickets.push(ps.tickets.pop_front().flatten());
                 }
             }
             ps.queue_bytes = ps.queue_bytes.saturating_sub(bytes);
@@ -736,6 +890,7 @@ impl Worker {
                     }
                     ps.batch = Some(Batch {
                         records,
+                        tickets,
                         bytes,
                         base_sequence,
                         pid,
@@ -754,6 +909,9 @@ impl Worker {
                     if let Some(s) = &self.shared {
                         s.failed.fetch_add(records.len() as u64, Ordering::Relaxed);
                     }
+                    if let Some(feed) = &self.spool {
+                        feed.done(&tickets);
+                    }
                 }
             }
         }
@@ -763,6 +921,11 @@ impl Worker {
     fn finish(&mut self, partition: usize, delivered: bool) {
         if let Some(b) = self.parts.get_mut(partition).and_then(|p| p.batch.take()) {
             let n = b.records.len();
+            // Refused or delivered, it leaves the spool: resending a record
+            // the broker refused for good would fail again at every start.
+            if let Some(feed) = &self.spool {
+                feed.done(&b.tickets);
+            }
             self.held_records = self.held_records.saturating_sub(n);
             self.held_bytes = self.held_bytes.saturating_sub(b.bytes);
             if delivered {
@@ -786,8 +949,9 @@ impl Worker {
             ps.next_sequence = b.base_sequence;
         }
         ps.queue_bytes += b.bytes;
-        for r in b.records.into_iter().rev() {
+        for (r, t) in b.records.into_iter().zip(b.tickets).rev() {
             ps.queue.push_front(r);
+            ps.tickets.push_front(t);
         }
         ps.first_at = Some(Instant::now());
     }
@@ -1082,7 +1246,11 @@ impl Worker {
             let wait = self.next_wake(now, closing);
             self.pull(wait);
             let now = Instant::now();
-            if closing && self.held_records == 0 && self.rx.as_ref().is_none_or(|r| r.is_empty()) {
+            if closing
+                && self.held_records == 0
+                && self.rx.as_ref().is_none_or(|r| r.is_empty())
+                && self.spool.as_ref().is_none_or(|f| f.unread() == 0)
+            {
                 break;
             }
             if !self.meta_stale && now.duration_since(self.meta_at) >= METADATA_MAX_AGE {
@@ -1114,6 +1282,27 @@ impl Worker {
         if let Some(rx) = &self.rx {
             while rx.try_recv().is_ok() {
                 left += 1;
+            }
+        }
+        if let Some(feed) = &self.spool {
+            // Spooled records stay on disk for the next run.
+            let spooled: u64 = self
+                .parts
+                .iter()
+                .flat_map(|p| {
+                    p.tickets
+                        .iter()
+                        .chain(p.batch.iter().flat_map(|b| b.tickets.iter()))
+                })
+                .filter(|t| t.is_some())
+                .count() as u64;
+            let kept = feed.stats().pending;
+            left = left.saturating_sub(spooled);
+            if kept > 0 {
+                info!("Kafka: {kept} records kept in the spool for the next run");
+            }
+            if let Some(s) = &self.shared {
+                s.kept.store(kept, Ordering::Relaxed);
             }
         }
         if left > 0 {
@@ -1148,6 +1337,7 @@ mod tests {
                 failed: AtomicU64::new(0),
                 dropped: AtomicU64::new(0),
                 produce_bytes: AtomicU64::new(0),
+                kept: AtomicU64::new(0),
                 start: Instant::now(),
                 last_drop_warn: AtomicU64::new(0),
                 buffer,
