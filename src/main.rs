@@ -61,6 +61,7 @@ fn run() -> Result<ExitCode, Failure> {
     let Some(sink) = make_sink(&config, &events_tx, &events)? else {
         return Ok(ExitCode::SUCCESS);
     };
+    let sink: Arc<dyn Sink> = Arc::new(latency_logger::sink::Stamped::new(sink));
     let settings = Settings {
         workers: config.workers,
         queue: config.queue,

@@ -33,3 +33,53 @@ impl Sink for Tee {
         }
     }
 }
+
+/// Gives every report its `id` before the real sink sees it:
+/// `<random 64-bit hex chosen at start>-<sequence>`, so ids never repeat
+/// across restarts and a record sent twice (after a crash) keeps its id.
+pub struct Stamped {
+    inner: std::sync::Arc<dyn Sink>,
+    prefix: String,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl Stamped {
+    pub fn new(inner: std::sync::Arc<dyn Sink>) -> Stamped {
+        Stamped {
+            inner,
+            prefix: format!("{:016x}", random_u64()),
+            next: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+}
+
+impl Sink for Stamped {
+    fn emit(&self, mut report: Report) {
+        if report.id.is_empty() {
+            let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            report.id = format!("{}-{n}", self.prefix);
+        }
+        self.inner.emit(report);
+    }
+
+    fn close(&self) -> Result<String, String> {
+        self.inner.close()
+    }
+}
+
+/// 64 random bits from the kernel; if that fails (no /dev/urandom in a
+/// chroot), the clock and pid, which still differ between runs.
+fn random_u64() -> u64 {
+    use std::io::Read;
+    let mut b = [0u8; 8];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .is_ok()
+    {
+        return u64::from_le_bytes(b);
+    }
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    t ^ (u64::from(std::process::id()) << 32)
+}

@@ -133,5 +133,6 @@ fn report(url: &str, timestamp: f64, i: u64) -> Report {
         error: failed.then(|| "connection refused".to_string()),
         scheduled: timestamp - 0.000_1,
         lateness: 0.000_1,
+        id: format!("0123456789abcdef-{i}"),
     }
 }
