@@ -25,7 +25,7 @@ pub mod protocol;
 pub mod sasl;
 
 pub use config::{Acks, Compression, KafkaConfig, Sasl, SaslMechanism, SecurityProtocol, TlsFiles};
-pub use producer::{Producer, ProducerHandle, RecordSender, SpoolFeed, Stats};
+pub use producer::{Finisher, Producer, ProducerHandle, RecordSender, SpoolFeed, Stats};
 pub use protocol::Record;
 
 /// What kind of failure, so callers (and the producer) can tell a bad

@@ -303,21 +303,44 @@ impl Producer {
     /// Validates `cfg`, connects to a bootstrap broker (TLS, SASL,
     /// ApiVersions), checks the topic, then starts the producer thread.
     pub fn start(cfg: KafkaConfig) -> Result<ProducerHandle, KafkaError> {
-        Self::start_with(cfg, None)
+        Self::start_with(cfg, None, None)
     }
 
     /// As `start`; with a spool, records are also taken from it (oldest
     /// first, those left by a previous run included) and leave it when
     /// Kafka has answered for them.
+    ///
+    /// When no broker answers at all (refused, timed out), the producer
+    /// starts anyway and keeps trying; records wait in the buffer (and the
+    /// spool). A broker that answers and refuses is still an error here.
+    /// `finisher`, if given, holds records back until it is ready and
+    /// finishes each one as the producer takes it.
     pub fn start_with(
         cfg: KafkaConfig,
         spool: Option<Arc<SpoolFeed>>,
+        finisher: Option<Arc<dyn Finisher>>,
     ) -> Result<ProducerHandle, KafkaError> {
         cfg.validate()
             .map_err(|m| KafkaError::new(ErrorKind::Config, format!("Kafka config: {m}")))?;
         let tls = super::conn::tls_config(&cfg)?;
         let mut w = Worker::new(cfg, tls)?;
-        w.startup_check()?;
+        match w.startup_check() {
+            Ok(()) => {}
+            Err(e) if e.kind == ErrorKind::Network => {
+                let wait = if spool.is_some() {
+                    "in memory and in the spool"
+                } else {
+                    "in memory"
+                };
+                warn!("Kafka: {e}; probing starts anyway, records wait {wait} until a broker answers");
+                w.unchecked = true;
+                w.outage_since = Some(Instant::now());
+                w.check_failures = 1;
+                w.next_check_at = Instant::now() + backoff(&w.cfg, 1);
+            }
+            Err(e) => return Err(e),
+        }
+        w.finisher = finisher;
 
         let thread_limit = (w.cfg.buffer / 4).max(1);
         let capacity = w.cfg.buffer.saturating_sub(thread_limit).max(1);
@@ -402,6 +425,19 @@ struct Worker {
     /// Set while no broker answers; for one warning and one recovery line.
     outage_since: Option<Instant>,
     spool: Option<Arc<SpoolFeed>>,
+    finisher: Option<Arc<dyn Finisher>>,
+    /// No broker answered at start: the start-up check is still to do, and
+    /// no record is taken (partitions unknown) until it passes.
+    unchecked: bool,
+    check_failures: u32,
+    next_check_at: Instant,
+}
+
+/// Finishes records as the producer takes them; see `Producer::start_with`.
+pub trait Finisher: Send + Sync {
+    /// False while records must wait.
+    fn ready(&self) -> bool;
+    fn finish(&self, record: &mut Record);
 }
 
 fn backoff(cfg: &KafkaConfig, attempts: u32) -> Duration {
@@ -438,6 +474,10 @@ impl Worker {
             next_pid_at: now,
             outage_since: None,
             spool: None,
+            finisher: None,
+            unchecked: false,
+            check_failures: 0,
+            next_check_at: now,
         })
     }
 
@@ -765,7 +805,10 @@ impl Worker {
         self.place_ticketed(r, None)
     }
 
-    fn place_ticketed(&mut self, r: Record, ticket: Option<Ticket>) {
+    fn place_ticketed(&mut self, mut r: Record, ticket: Option<Ticket>) {
+        if let Some(f) = &self.finisher {
+            f.finish(&mut r);
+        }
         let n = self.parts.len().max(1) as i32;
         let p = partition_for(&r.key, n) as usize;
         if p >= self.parts.len() {
@@ -796,6 +839,11 @@ impl Worker {
     /// `wait` for the first one.
     fn pull(&mut self, wait: Duration) {
         let Some(rx) = self.rx.clone() else { return };
+        if self.unchecked || self.finisher.as_ref().is_some_and(|f| !f.ready()) {
+            // Records wait where they are (channel, spool).
+            std::thread::sleep(wait.min(MAX_IDLE));
+            return;
+        }
         if let Some(feed) = self.spool.clone() {
             // Appends wake us; the channel only carries records the spool
             // could not take.
@@ -965,6 +1013,27 @@ impl Worker {
             b.retry_at = now + backoff(cfg, b.attempts);
         }
         self.meta_stale = true;
+    }
+
+    /// The start-up check, retried until a broker answers. A refusal now
+    /// cannot stop the program (it is probing): said loudly, retried.
+    fn deferred_check(&mut self) {
+        match self.startup_check() {
+            Ok(()) => {
+                self.unchecked = false;
+                self.note_recovered();
+            }
+            Err(e) => {
+                if e.kind == ErrorKind::Network {
+                    debug!("Kafka still unavailable: {e}");
+                } else {
+                    error!("Kafka: {e}; records wait, retrying");
+                }
+                self.conns.clear();
+                self.check_failures += 1;
+                self.next_check_at = Instant::now() + backoff(&self.cfg, self.check_failures);
+            }
+        }
     }
 
     fn note_outage(&mut self, e: &KafkaError) {
@@ -1200,6 +1269,9 @@ impl Worker {
 
     fn next_wake(&self, now: Instant, flushing: bool) -> Duration {
         let mut next = now + MAX_IDLE;
+        if self.unchecked {
+            return self.next_check_at.min(next).saturating_duration_since(now);
+        }
         // Without a producer id nothing can be sealed: wake for the next try.
         let can_seal = !self.idempotent || self.pid.is_some();
         if !can_seal {
@@ -1252,6 +1324,12 @@ impl Worker {
                 && self.spool.as_ref().is_none_or(|f| f.unread() == 0)
             {
                 break;
+            }
+            if self.unchecked {
+                if now >= self.next_check_at {
+                    self.deferred_check();
+                }
+                continue;
             }
             if !self.meta_stale && now.duration_since(self.meta_at) >= METADATA_MAX_AGE {
                 self.meta_stale = true;

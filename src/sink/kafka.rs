@@ -11,6 +11,116 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// With a spool and a registry: the last schema id, for a start while the
+/// registry is down. One line: `<registry> <subject> <id>`.
+const SCHEMA_CACHE: &str = "schema-id";
+const UNKNOWN_ID: u64 = u64::MAX;
+
+struct SchemaCache {
+    path: std::path::PathBuf,
+    /// Registry URL (no credentials) and subject: an id is only reused for
+    /// the same ones.
+    key: String,
+}
+
+impl SchemaCache {
+    fn load(&self) -> Option<u32> {
+        let text = std::fs::read_to_string(&self.path).ok()?;
+        let (key, id) = text.trim_end().rsplit_once(' ')?;
+        (key == self.key).then(|| id.parse().ok()).flatten()
+    }
+
+    fn store(&self, id: u32) {
+        let tmp = self.path.with_extension("tmp");
+        let r = std::fs::write(&tmp, format!("{} {id}\n", self.key))
+            .and_then(|()| std::fs::rename(&tmp, &self.path));
+        if let Err(e) = r {
+            log::warn!("cannot cache the schema id in {}: {e}", self.path.display());
+        }
+    }
+}
+
+/// Puts the schema id into records made while it was unknown, and holds
+/// records back until it is known.
+struct SchemaStamp {
+    id: AtomicU64,
+}
+
+impl crate::kafka::Finisher for SchemaStamp {
+    fn ready(&self) -> bool {
+        self.id.load(Ordering::Acquire) != UNKNOWN_ID
+    }
+
+    fn finish(&self, r: &mut Record) {
+        let id = self.id.load(Ordering::Acquire);
+        // Only the placeholder 0: a record framed with a real id (this run's
+        // or a previous one's) keeps the id of the schema it was written with.
+        if let (Ok(id), Some([0, 0, 0, 0, 0])) = (u32::try_from(id), r.value.get(..5)) {
+            r.value[1..5].copy_from_slice(&id.to_be_bytes());
+        }
+    }
+}
+
+/// Registers the schema in the background while the registry is down.
+struct Registering {
+    stop: Mutex<Option<crossbeam_channel::Sender<()>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Registering {
+    fn start(
+        registry: crate::registry::Registry,
+        subject: String,
+        cache: Option<SchemaCache>,
+        stamp: Arc<SchemaStamp>,
+    ) -> std::io::Result<Registering> {
+        let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
+        let thread = std::thread::Builder::new()
+            .name("registry".into())
+            .spawn(move || {
+                let keep_trying = |d| {
+                    matches!(
+                        stop_rx.recv_timeout(d),
+                        Err(crossbeam_channel::RecvTimeoutError::Timeout)
+                    )
+                };
+                // The first try was made at start: wait before the next.
+                if !keep_trying(Duration::from_millis(500)) {
+                    return;
+                }
+                match registry.register(&subject, crate::report::SCHEMA_JSON, keep_trying) {
+                    Ok(id) => {
+                        log::info!("schema registered in {registry:?} under {subject}: id {id}");
+                        let old = stamp.id.swap(u64::from(id), Ordering::AcqRel);
+                        if old != UNKNOWN_ID && old != u64::from(id) {
+                            log::warn!(
+                                "schema id {id} differs from the cached {old}; records already framed keep {old}"
+                            );
+                        }
+                        if let Some(c) = &cache {
+                            c.store(id);
+                        }
+                    }
+                    Err(crate::registry::RegistryError::Refused(e)) => {
+                        log::error!("{e}; records wait (fix the registry, then restart)")
+                    }
+                    Err(crate::registry::RegistryError::Interrupted) => {}
+                }
+            })?;
+        Ok(Registering {
+            stop: Mutex::new(Some(stop_tx)),
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    fn stop(&self) {
+        drop(self.stop.lock().unwrap_or_else(|p| p.into_inner()).take());
+        if let Some(t) = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// The spool and its group-commit thread.
 struct Spooling {
     feed: Arc<SpoolFeed>,
@@ -68,6 +178,7 @@ pub struct KafkaSink {
     topic: String,
     encode_failures: AtomicU64,
     spool: Option<Spooling>,
+    registering: Option<Registering>,
 }
 
 impl KafkaSink {
@@ -79,6 +190,7 @@ impl KafkaSink {
             topic: topic.to_string(),
             encode_failures: AtomicU64::new(0),
             spool: None,
+            registering: None,
         }
     }
 
@@ -124,6 +236,9 @@ impl Sink for KafkaSink {
         let Some(producer) = producer else {
             return Err("Kafka sink closed twice".to_string());
         };
+        if let Some(r) = &self.registering {
+            r.stop();
+        }
         let stats = producer.close();
         let mut lost = stats.failed + stats.dropped + self.encode_failures.load(Ordering::Relaxed);
         let mut msg = format!(
@@ -154,17 +269,13 @@ pub enum StartError {
     Config(String),
     /// The brokers or the registry refused or failed (exit 1).
     Runtime(String),
-    /// Stopped by a signal while waiting for the registry.
-    Interrupted,
 }
 
 /// Builds the producer config from the CLI's settings, registers the schema
-/// when a registry is given (retrying while `keep_waiting(delay)` allows),
-/// and starts the producer after its start-up check of the brokers.
-pub fn start(
-    args: &crate::cli::KafkaArgs,
-    keep_waiting: impl FnMut(std::time::Duration) -> bool,
-) -> Result<KafkaSink, StartError> {
+/// when a registry is given (in the background while it does not answer),
+/// opens the spool, and starts the producer after its start-up check of
+/// the brokers.
+pub fn start(args: &crate::cli::KafkaArgs) -> Result<KafkaSink, StartError> {
     use crate::kafka::{ErrorKind, KafkaConfig, Producer};
     use crate::registry::{Registry, RegistryError};
     use crate::report::{Framing, SCHEMA_JSON};
@@ -189,18 +300,48 @@ pub fn start(
         StartError::Config(format!("Kafka settings: {e}{hint}"))
     })?;
 
+    let mut schema = None;
     let framing = match &args.schema_registry {
         None => Framing::SingleObject,
         Some(url) => {
             let registry = Registry::parse(url).map_err(StartError::Config)?;
             let subject = format!("{}-value", args.topic);
-            match registry.register(&subject, SCHEMA_JSON, keep_waiting) {
+            let cache = args.spool.as_ref().map(|s| SchemaCache {
+                path: s.dir.join(SCHEMA_CACHE),
+                key: format!("{registry:?} {subject}"),
+            });
+            // One try now: a registry that answers and refuses stops the
+            // start; one that does not answer is retried in the background
+            // while probing starts.
+            match registry.register(&subject, SCHEMA_JSON, |_| false) {
                 Ok(schema_id) => {
                     log::info!("schema registered in {registry:?} under {subject}: id {schema_id}");
+                    if let Some(c) = &cache {
+                        c.store(schema_id);
+                    }
                     Framing::Confluent { schema_id }
                 }
                 Err(RegistryError::Refused(e)) => return Err(StartError::Runtime(e)),
-                Err(RegistryError::Interrupted) => return Err(StartError::Interrupted),
+                Err(RegistryError::Interrupted) => {
+                    let cached = cache.as_ref().and_then(SchemaCache::load);
+                    match cached {
+                        Some(id) => log::warn!(
+                            "schema registry {registry:?} unreachable: using schema id {id} from the spool's cache; registering again in the background"
+                        ),
+                        None => log::warn!(
+                            "schema registry {registry:?} unreachable: probing starts, records wait until the schema is registered"
+                        ),
+                    }
+                    let stamp = Arc::new(SchemaStamp {
+                        id: AtomicU64::new(cached.map_or(UNKNOWN_ID, u64::from)),
+                    });
+                    schema = Some((registry, subject, cache, stamp));
+                    // Records made while the id is unknown carry 0 (never a
+                    // registry id) and get the id when the producer takes them.
+                    Framing::Confluent {
+                        schema_id: cached.unwrap_or(0),
+                    }
+                }
             }
         }
     };
@@ -229,11 +370,20 @@ pub fn start(
             Some(SpoolFeed::new(spool))
         }
     };
-    let producer = Producer::start_with(cfg, feed.clone()).map_err(|e| match e.kind {
+    let finisher = schema
+        .as_ref()
+        .map(|(_, _, _, stamp)| stamp.clone() as Arc<dyn crate::kafka::Finisher>);
+    let producer = Producer::start_with(cfg, feed.clone(), finisher).map_err(|e| match e.kind {
         ErrorKind::Config => StartError::Config(e.message),
         _ => StartError::Runtime(e.message),
     })?;
     let mut sink = KafkaSink::new(encoder, producer, &args.topic);
+    if let Some((registry, subject, cache, stamp)) = schema {
+        sink.registering = Some(
+            Registering::start(registry, subject, cache, stamp)
+                .map_err(|e| StartError::Runtime(format!("cannot start registry thread: {e}")))?,
+        );
+    }
     if let (Some(feed), Some(sa)) = (feed, &args.spool) {
         sink.spool = Some(
             Spooling::start(feed, sa.sync_every)
