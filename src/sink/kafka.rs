@@ -32,7 +32,11 @@ impl SchemaCache {
 
     fn store(&self, id: u32) {
         let tmp = self.path.with_extension("tmp");
-        let r = std::fs::write(&tmp, format!("{} {id}\n", self.key))
+        // The registry is asked before the spool is opened (and creates it).
+        let dir = self.path.parent().map(std::fs::create_dir_all);
+        let r = dir
+            .unwrap_or(Ok(()))
+            .and_then(|()| std::fs::write(&tmp, format!("{} {id}\n", self.key)))
             .and_then(|()| std::fs::rename(&tmp, &self.path));
         if let Err(e) = r {
             log::warn!("cannot cache the schema id in {}: {e}", self.path.display());
