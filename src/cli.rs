@@ -304,9 +304,7 @@ pub fn parse_low(args: impl IntoIterator<Item = OsString>) -> Result<LowArgs, Us
             Long("spool-max-bytes") => {
                 low.spool_max_bytes = Some(text(&mut p, "--spool-max-bytes")?)
             }
-            Long("stats-interval") => {
-                low.stats_interval = Some(text(&mut p, "--stats-interval")?)
-            }
+            Long("stats-interval") => low.stats_interval = Some(text(&mut p, "--stats-interval")?),
             Short('X') | Long("producer-property") => {
                 let kv = text(&mut p, "-X")?;
                 let Some((k, v)) = kv.split_once('=') else {
@@ -495,7 +493,12 @@ pub fn to_config(low: LowArgs, password_env: Option<String>) -> Result<Command, 
         || low.also_stdout
         || low.spool.is_some()
         || !low.kafka.is_empty();
-    let stats_interval = seconds(low.stats_interval.as_deref(), "--stats-interval", 300.0, true)?;
+    let stats_interval = seconds(
+        low.stats_interval.as_deref(),
+        "--stats-interval",
+        300.0,
+        true,
+    )?;
     let stats_interval = (!stats_interval.is_zero()).then_some(stats_interval);
     let kafka = if wants_kafka {
         let mut properties = low.kafka;

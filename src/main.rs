@@ -59,7 +59,10 @@ fn run() -> Result<ExitCode, Failure> {
     shutdown::watch_signals(events_tx.clone())
         .map_err(|e| Failure::Runtime(format!("cannot install signal handlers: {e}")))?;
     let sink = make_sink(&config, &events_tx)?;
-    let sink: Arc<dyn Sink> = Arc::new(latency_logger::sink::Stamped::new(sink));
+    let sink: Arc<dyn Sink> = Arc::new(latency_logger::sink::Stamped::new(
+        sink,
+        config.stats_interval,
+    ));
     let settings = Settings {
         workers: config.workers,
         queue: config.queue,

@@ -254,7 +254,10 @@ fn crash_during_outage_then_restart_loses_only_the_last_sync_window() {
             "lost a record outside the last sync window: {p}\nfirst run: {err1}\nsecond run: {err2}"
         );
     }
-    assert!(printed1.len() > 100 && printed2.len() > 100, "{err1}\n{err2}");
+    assert!(
+        printed1.len() > 100 && printed2.len() > 100,
+        "{err1}\n{err2}"
+    );
 }
 
 #[test]
@@ -480,12 +483,7 @@ fn registry_down_at_start_uses_the_cached_schema_id() {
     let spool = dir.path().join("spool");
     let spool_s = spool.display().to_string();
     // First run: registry up, the id is cached in the spool.
-    let a = args(
-        k,
-        &topic,
-        &csv,
-        &["--spool", &spool_s, "-S", &registry.url],
-    );
+    let a = args(k, &topic, &csv, &["--spool", &spool_s, "-S", &registry.url]);
     let run = spawn(&a);
     std::thread::sleep(Duration::from_secs(2));
     support::process::signal(&run.child, "-TERM");

@@ -59,6 +59,8 @@ pub struct Stats {
     /// With a spool: records not delivered by close, kept on disk for the
     /// next run (not counted as failed).
     pub kept: u64,
+    /// Records in memory now: in the channel and held by the thread.
+    pub waiting: u64,
 }
 
 /// Drop warnings are rate-limited to one per this interval.
@@ -76,6 +78,8 @@ struct Shared {
     dropped: AtomicU64,
     produce_bytes: AtomicU64,
     kept: AtomicU64,
+    /// Records the thread holds (for the stats line).
+    held: AtomicU64,
     start: Instant,
     /// Milliseconds since `start` of the last drop warning, +1 (0 = never).
     last_drop_warn: AtomicU64,
@@ -108,6 +112,7 @@ impl Shared {
             dropped: self.dropped.load(Ordering::Relaxed),
             produce_bytes: self.produce_bytes.load(Ordering::Relaxed),
             kept: self.kept.load(Ordering::Relaxed),
+            waiting: self.held.load(Ordering::Relaxed),
         }
     }
 }
@@ -167,7 +172,9 @@ impl ProducerHandle {
 
     /// Counts so far (delivered, failed, dropped).
     pub fn stats(&self) -> Stats {
-        self.sender.shared.stats()
+        let mut s = self.sender.shared.stats();
+        s.waiting += self.sender.rx.len() as u64;
+        s
     }
 
     /// Stops accepting records, delivers what is pending within
@@ -332,7 +339,9 @@ impl Producer {
                 } else {
                     "in memory"
                 };
-                warn!("Kafka: {e}; probing starts anyway, records wait {wait} until a broker answers");
+                warn!(
+                    "Kafka: {e}; probing starts anyway, records wait {wait} until a broker answers"
+                );
                 w.unchecked = true;
                 w.outage_since = Some(Instant::now());
                 w.check_failures = 1;
@@ -352,6 +361,7 @@ impl Producer {
             dropped: AtomicU64::new(0),
             produce_bytes: AtomicU64::new(0),
             kept: AtomicU64::new(0),
+            held: AtomicU64::new(0),
             start: Instant::now(),
             last_drop_warn: AtomicU64::new(0),
             buffer: w.cfg.buffer,
@@ -1317,6 +1327,9 @@ impl Worker {
 
             let wait = self.next_wake(now, closing);
             self.pull(wait);
+            shared
+                .held
+                .store(self.held_records as u64, Ordering::Relaxed);
             let now = Instant::now();
             if closing
                 && self.held_records == 0
@@ -1416,6 +1429,7 @@ mod tests {
                 dropped: AtomicU64::new(0),
                 produce_bytes: AtomicU64::new(0),
                 kept: AtomicU64::new(0),
+                held: AtomicU64::new(0),
                 start: Instant::now(),
                 last_drop_warn: AtomicU64::new(0),
                 buffer,

@@ -183,6 +183,8 @@ pub struct KafkaSink {
     encode_failures: AtomicU64,
     spool: Option<Spooling>,
     registering: Option<Registering>,
+    /// The producer's last counts, once closed.
+    closed: Mutex<Option<crate::kafka::Stats>>,
 }
 
 impl KafkaSink {
@@ -195,6 +197,7 @@ impl KafkaSink {
             encode_failures: AtomicU64::new(0),
             spool: None,
             registering: None,
+            closed: Mutex::new(None),
         }
     }
 
@@ -243,7 +246,9 @@ impl Sink for KafkaSink {
         if let Some(r) = &self.registering {
             r.stop();
         }
-        let stats = producer.close();
+        let mut stats = producer.close();
+        stats.waiting = 0;
+        *self.closed.lock().unwrap_or_else(|p| p.into_inner()) = Some(stats);
         let mut lost = stats.failed + stats.dropped + self.encode_failures.load(Ordering::Relaxed);
         let mut msg = format!(
             "Kafka topic {}: {} records delivered, {} not delivered ({} failed or unflushed, {} dropped from a full buffer), {} bytes produced",
@@ -263,6 +268,25 @@ impl Sink for KafkaSink {
             ));
         }
         if lost == 0 { Ok(msg) } else { Err(msg) }
+    }
+
+    fn counts(&self) -> Option<super::DeliveryCounts> {
+        let stats = match &*self.producer.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(p) => p.stats(),
+            None => (*self.closed.lock().unwrap_or_else(|p| p.into_inner())).unwrap_or_default(),
+        };
+        let spool = self
+            .spool
+            .as_ref()
+            .map(|s| s.feed.stats())
+            .unwrap_or_default();
+        Some(super::DeliveryCounts {
+            delivered: stats.delivered,
+            waiting_in_memory: stats.waiting,
+            in_spool: spool.pending,
+            dropped: stats.dropped + spool.dropped,
+            failed: stats.failed + self.encode_failures.load(Ordering::Relaxed),
+        })
     }
 }
 
