@@ -224,6 +224,11 @@ fn crash_during_outage_then_restart_loses_only_the_last_sync_window() {
         err2.contains("records from a previous run to send first"),
         "{err2}"
     );
+    // The shutdown stats line counts what this run did.
+    assert!(
+        err2.contains("stats: probes") && err2.contains("in the spool"),
+        "{err2}"
+    );
 
     let printed1 = json_lines(&out1);
     let printed2 = json_lines(&out2);
