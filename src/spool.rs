@@ -475,15 +475,25 @@ impl Spool {
     /// The group commit: fsync what was written, delete segments whose
     /// records are all done, and save the done position (write + rename).
     pub fn sync(&mut self, now: Instant) -> Result<(), SpoolError> {
+        self.begin_sync(now)?.run()
+    }
+
+    /// The group commit's quick part, done under the caller's lock: deletes
+    /// finished segments, writes the ack file, and returns the slow part
+    /// (the fsyncs) to run after the lock is released, so appends never
+    /// wait for the disk.
+    pub fn begin_sync(&mut self, now: Instant) -> Result<SyncJob, SpoolError> {
         self.last_sync = now;
         let dir = self.cfg.dir.clone();
-        for f in self.unsynced.drain(..) {
-            f.sync_data().map_err(io_err(&dir))?;
-        }
+        let mut job = SyncJob {
+            files: std::mem::take(&mut self.unsynced),
+            dir: None,
+            path: dir.clone(),
+        };
         if self.dirty {
             if let Some(f) = &self.active {
                 let path = self.seg_path(self.next_num - 1);
-                f.sync_data().map_err(io_err(&path))?;
+                job.files.push(f.try_clone().map_err(io_err(&path))?);
             }
             self.dirty = false;
         }
@@ -512,10 +522,27 @@ impl Spool {
         if self.dir_dirty {
             // New, renamed and deleted files are durable only once the
             // directory is.
-            File::open(&dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io_err(&dir))?;
+            job.dir = Some(File::open(&dir).map_err(io_err(&dir))?);
             self.dir_dirty = false;
+        }
+        Ok(job)
+    }
+}
+
+/// The fsyncs of one group commit (see `Spool::begin_sync`).
+pub struct SyncJob {
+    files: Vec<File>,
+    dir: Option<File>,
+    path: PathBuf,
+}
+
+impl SyncJob {
+    pub fn run(self) -> Result<(), SpoolError> {
+        for f in &self.files {
+            f.sync_data().map_err(io_err(&self.path))?;
+        }
+        if let Some(d) = &self.dir {
+            d.sync_all().map_err(io_err(&self.path))?;
         }
         Ok(())
     }

@@ -281,8 +281,15 @@ impl SpoolFeed {
 
     /// Group commit when due (see `Spool::sync_due`).
     pub fn sync_if_due(&self, now: Instant) -> Result<(), SpoolError> {
-        let mut s = self.lock();
-        if s.sync_due(now) { s.sync(now) } else { Ok(()) }
+        let job = {
+            let mut s = self.lock();
+            if !s.sync_due(now) {
+                return Ok(());
+            }
+            s.begin_sync(now)?
+        };
+        // The fsyncs run unlocked: appends (probe workers) never wait for them.
+        job.run()
     }
 
     /// A final commit at shutdown, whatever the interval.

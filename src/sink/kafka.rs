@@ -420,3 +420,56 @@ pub fn start(args: &crate::cli::KafkaArgs) -> Result<KafkaSink, StartError> {
     }
     Ok(sink)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kafka::Finisher;
+
+    fn rec(value: &[u8]) -> Record {
+        Record {
+            key: vec![],
+            value: value.to_vec(),
+            timestamp_ms: 0,
+        }
+    }
+
+    #[test]
+    fn schema_stamp_holds_records_until_the_id_is_known_and_fills_only_placeholders() {
+        let stamp = SchemaStamp {
+            id: AtomicU64::new(UNKNOWN_ID),
+        };
+        assert!(!stamp.ready());
+        stamp.id.store(0x0102_0304, Ordering::Release);
+        assert!(stamp.ready());
+        let mut placeholder = rec(&[0, 0, 0, 0, 0, 9, 9]);
+        stamp.finish(&mut placeholder);
+        assert_eq!(placeholder.value, [0, 1, 2, 3, 4, 9, 9]);
+        // Framed with a real id (an older run's): kept as it is.
+        let mut framed = rec(&[0, 0, 0, 0, 7, 9]);
+        stamp.finish(&mut framed);
+        assert_eq!(framed.value, [0, 0, 0, 0, 7, 9]);
+        let mut short = rec(&[0, 0]);
+        stamp.finish(&mut short);
+        assert_eq!(short.value, [0, 0]);
+    }
+
+    #[test]
+    fn schema_cache_is_keyed_by_registry_and_subject() {
+        let d = tempfile::tempdir().unwrap();
+        let c = SchemaCache {
+            path: d.path().join("sub/schema-id"),
+            key: "http://r:8081 t-value".into(),
+        };
+        assert_eq!(c.load(), None);
+        c.store(42);
+        assert_eq!(c.load(), Some(42));
+        let other = SchemaCache {
+            path: c.path.clone(),
+            key: "http://other:8081 t-value".into(),
+        };
+        assert_eq!(other.load(), None);
+        std::fs::write(&c.path, "garbage").unwrap();
+        assert_eq!(c.load(), None);
+    }
+}

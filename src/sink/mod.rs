@@ -204,7 +204,13 @@ mod tests {
             id: "kept".into(),
             ..Report::default()
         });
-        let ids: Vec<String> = keep.0.lock().unwrap().iter().map(|r| r.id.clone()).collect();
+        let ids: Vec<String> = keep
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.id.clone())
+            .collect();
         assert_eq!(
             ids[..3],
             [0, 1, 2].map(|n| format!("{}-{n}", a.prefix)),

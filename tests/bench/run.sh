@@ -200,7 +200,7 @@ raw "p4 $t $($TOOLS steady "$W/steady.jsonl")"
 # topic; kafka_bench Avro-encodes Reports and produces them as the sink does.
 note "## 5. Kafka producer (Apache Kafka \${KAFKA_VERSION:-4.4.0}, single node, loopback; tests/support/kafka/broker.sh)"
 note "broker.sh install; broker.sh start \$W/kafka --mode plaintext; broker.sh topic \$W/kafka bench-N 6"
-note "/usr/bin/time -v kafka_bench \$KAFKA_PLAINTEXT bench-N $KAFKA_RECORDS [-X compression.type=snappy]   # tests/bench/kafka_bench.rs: acks=all, linger 5 ms, idempotent"
+note "/usr/bin/time -v kafka_bench \$KAFKA_PLAINTEXT bench-N $KAFKA_RECORDS [-X compression.type=snappy] [--spool DIR [--replay]]   # tests/bench/kafka_bench.rs: acks=all, linger 5 ms, idempotent"
 if [ ! -x "$EX/kafka_bench" ]; then
     say "5. producer: $EX/kafka_bench not built (make bench-build)"
     raw "p5 status=skipped reason=kafka_bench_not_built"
@@ -222,6 +222,20 @@ else
                 continue
             fi
             line=$(tvo "$W/kb.txt" "$EX/kafka_bench" "$BOOT" "$topic" "$KAFKA_RECORDS" -X "compression.type=$comp")
+            raw "p5 status=measured round=$round $(cat "$W/kb.txt") $line"
+        done
+        # The same through the disk spool: live (append, then produce from
+        # the spool) and replay (a spool left by a previous run).
+        for mode in live replay; do
+            topic=bench-$round-spool-$mode
+            if ! "$KB" topic "$W/kafka" "$topic" 6 >>"$W/kafka-start.log" 2>&1; then
+                raw "p5 status=failed round=$round reason=topic_${topic}_not_created_(see_$W/kafka-start.log)"
+                continue
+            fi
+            rm -rf "$W/spool-$mode"
+            extra=(--spool "$W/spool-$mode")
+            [ "$mode" = replay ] && extra+=(--replay)
+            line=$(tvo "$W/kb.txt" "$EX/kafka_bench" "$BOOT" "$topic" "$KAFKA_RECORDS" -X "compression.type=none" "${extra[@]}")
             raw "p5 status=measured round=$round $(cat "$W/kb.txt") $line"
         done
     done

@@ -364,15 +364,21 @@ def summarize(d):
         w("Avro-encoded Reports keyed by URL (100 URLs), 6-partition topic, acks=all, linger 5 ms, idempotent; "
           "records/s from the first send to the last acknowledgement (OS figures from /usr/bin/time -v). "
           "Target: ≥ 50,000 records/s.\n")
-        w("| compression | rounds | records/s | Produce bytes/record | Avro bytes/record | CPU µs/record (whole process) | peak RSS | not delivered | target |")
-        w("|---|---|---|---|---|---|---|---|---|")
-        for comp in sorted({r.get("compression", "?") for r in measured}):
-            rs = [r for r in measured if r.get("compression") == comp]
+        w("Spool rows (`--spool DIR`, group commit every 1000 ms): `live` appends every record to the spool and the producer "
+          "reads it back from there, as the sink does; `replay` times only the delivery of RECORDS that a previous run "
+          "left in the spool. Disk bytes/record: `/proc/self/io` write_bytes over the run / records.\n")
+        w("| compression | spool | rounds | records/s | Produce bytes/record | Avro bytes/record | disk bytes/record | CPU µs/record (whole process) | peak RSS | not delivered | target |")
+        w("|---|---|---|---|---|---|---|---|---|---|---|")
+        kinds = sorted({(r.get("compression", "?"), r.get("spool", "off")) for r in measured})
+        for comp, spool in kinds:
+            rs = [r for r in measured if r.get("compression", "?") == comp and r.get("spool", "off") == spool]
             cpu = [(float(r["user_s"]) + float(r["sys_s"])) * 1e6 / max(int(r["delivered"]), 1) for r in rs]
             lost = sum(int(r["records"]) - int(r["delivered"]) for r in rs)
             rate = med(r["records_per_s"] for r in rs)
-            w(f"| {comp.lower()} | {len(rs)} | {mmm([r['records_per_s'] for r in rs])} | "
+            disk = [r["disk_write_bytes_per_record"] for r in rs if "disk_write_bytes_per_record" in r]
+            w(f"| {comp.lower()} | {spool} | {len(rs)} | {mmm([r['records_per_s'] for r in rs])} | "
               f"{mmm([r['bytes_per_record'] for r in rs], '{:.1f}')} | {mmm([r['avro_bytes_per_record'] for r in rs], '{:.1f}')} | "
+              f"{mmm(disk, '{:.1f}') if disk else '–'} | "
               f"{mmm(cpu, '{:.2f}')} | {mmm([int(r['maxrss_kib']) / 1024 for r in rs], '{:.1f}')} MiB | {lost} | "
               f"{verdict(rate >= 50_000 and lost == 0)} |")
     w("")
