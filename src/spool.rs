@@ -171,6 +171,8 @@ pub struct Spool {
     reader: Option<(u64, File)>,
     /// Records handed out, in order; the front's ticket is `first_ticket`.
     inflight: VecDeque<InFlight>,
+    /// How many of `inflight` are not done.
+    out: usize,
     first_ticket: Ticket,
     /// The acknowledged position last written to the ack file.
     saved_ack: Option<Pos>,
@@ -225,6 +227,7 @@ impl Spool {
             active: None,
             reader: None,
             inflight: VecDeque::new(),
+            out: 0,
             first_ticket: 0,
             saved_ack: None,
             dirty: false,
@@ -294,7 +297,7 @@ impl Spool {
 
     /// Records handed out by `read` and not yet done.
     pub fn in_flight(&self) -> usize {
-        self.inflight.iter().filter(|f| !f.done).count()
+        self.out
     }
 
     /// Appends one record. When the spool is full the oldest segments are
@@ -424,6 +427,7 @@ impl Spool {
                         start: self.cursor,
                         done: false,
                     });
+                    self.out += 1;
                     let ticket = self.first_ticket + self.inflight.len() as u64 - 1;
                     self.cursor.off = next;
                     let seg = &mut self.segments[idx];
@@ -449,6 +453,7 @@ impl Spool {
         };
         if !f.done {
             f.done = true;
+            self.out -= 1;
             self.stats.pending = self.stats.pending.saturating_sub(1);
         }
         while self.inflight.front().is_some_and(|f| f.done) {
@@ -753,6 +758,9 @@ mod tests {
             for (t, _) in got.iter().filter(|(t, _)| *t != 3) {
                 s.done(*t);
             }
+            assert_eq!(s.in_flight(), 1);
+            s.done(99); // unknown tickets are ignored
+            assert_eq!(s.in_flight(), 1);
             s.sync(t0 + Duration::from_secs(2)).unwrap();
         }
         let mut s = Spool::open(cfg(d.path(), 1 << 20), t0).unwrap();

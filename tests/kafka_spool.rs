@@ -523,3 +523,50 @@ fn registry_down_at_start_uses_the_cached_schema_id() {
     assert_eq!(delivered.len(), printed.len(), "{err2}");
     assert_eq!(dups, 0);
 }
+
+#[test]
+fn registry_down_at_start_records_wait_for_the_schema_id() {
+    if !harness_ready("registry_down_no_cache") {
+        return;
+    }
+    let k = Broker::shared(Mode::Plaintext);
+    let topic = k.unique_topic("reg-late", 1);
+    let http = HttpServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = targets(dir.path(), &http);
+    // A free port, closed again: the registry is down at start.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let a = args(k, &topic, &csv, &["-S", &url, "--flush-timeout", "20"]);
+    let run = spawn(&a);
+    std::thread::sleep(Duration::from_secs(3));
+    let registry = Registry::start_on(port, None);
+    let registered_at = wall();
+    std::thread::sleep(Duration::from_secs(6));
+    support::process::signal(&run.child, "-TERM");
+    let (code, out, err) = finish(run, Duration::from_secs(60));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("records wait until the schema is registered"),
+        "{err}"
+    );
+    let printed = json_lines(&out);
+    let first = printed
+        .iter()
+        .filter_map(|p| p["timestamp"].as_f64())
+        .fold(f64::MAX, f64::min);
+    let consumed = consume_all(k, &topic, &Decode::Registry(&registry.url, None));
+    let (delivered, dups) = match_by_id(&printed, &consumed);
+    eprintln!(
+        "late registry: printed {}, delivered {}, duplicates {dups}",
+        printed.len(),
+        delivered.len()
+    );
+    assert_eq!(delivered.len(), printed.len(), "{err}");
+    assert_eq!(dups, 0);
+    // Probing did not wait for the registry.
+    assert!(first < registered_at - 2.0, "probing waited: {err}");
+}
