@@ -365,6 +365,9 @@ fn full_spool_drops_the_oldest_counts_them_and_keeps_running() {
     assert!(dropped > 50, "nothing was dropped: {err}");
     // Dropping is counted, and makes the run's summary an error (exit 1).
     assert!(err.contains("dropped when full"), "{err}");
+    // Logged while it happens, rate-limited.
+    let warnings = err.matches("spool full (").count();
+    assert!((1..=4).contains(&warnings), "{warnings} warnings: {err}");
     assert_eq!(code, Some(1), "{err}");
     // The newest records are kept: every record probed after the broker
     // came back arrived, and the missing ones are all older than any

@@ -214,6 +214,8 @@ pub struct SpoolFeed {
     spool: Mutex<Spool>,
     wake_tx: Sender<()>,
     wake_rx: Receiver<()>,
+    /// When the last "spool full" warning was logged (rate limit).
+    drop_warned: Mutex<Option<Instant>>,
 }
 
 impl SpoolFeed {
@@ -223,6 +225,7 @@ impl SpoolFeed {
             spool: Mutex::new(spool),
             wake_tx,
             wake_rx,
+            drop_warned: Mutex::new(None),
         })
     }
 
@@ -239,7 +242,21 @@ impl SpoolFeed {
         b.extend_from_slice(&(r.key.len() as u32).to_le_bytes());
         b.extend_from_slice(&r.key);
         b.extend_from_slice(&r.value);
-        self.lock().append(&b)?;
+        let (before, after, bytes) = {
+            let mut s = self.lock();
+            let before = s.stats().dropped;
+            s.append(&b)?;
+            (before, s.stats().dropped, s.stats().bytes)
+        };
+        if after > before {
+            let mut last = self.drop_warned.lock().unwrap_or_else(|p| p.into_inner());
+            if last.is_none_or(|t| t.elapsed() >= DROP_WARN_EVERY) {
+                *last = Some(Instant::now());
+                warn!(
+                    "spool full ({bytes} bytes): dropping the oldest records, {after} dropped so far"
+                );
+            }
+        }
         let _ = self.wake_tx.try_send(());
         Ok(())
     }
