@@ -39,7 +39,7 @@ use super::config::{Acks, KafkaConfig};
 use super::conn::Conn;
 use super::partitioner::partition_for;
 use super::protocol::{
-    self, ClusterMeta, ErrorClass, ProducerIdentity, Record, classify, error_name,
+    self, ClusterMeta, ErrorClass, ProducerIdentity, Record, classify, code, error_name,
 };
 use super::{ErrorKind, KafkaError};
 use crate::spool::{Spool, SpoolError, SpoolStats, Ticket};
@@ -357,7 +357,8 @@ impl Producer {
         let mut w = Worker::new(cfg, tls)?;
         match w.startup_check() {
             Ok(()) => {}
-            Err(e) if e.kind == ErrorKind::Network => {
+            // Nobody answered, or only "try again later": not a refusal.
+            Err(e) if matches!(e.kind, ErrorKind::Network | ErrorKind::Busy) => {
                 let wait = if spool.is_some() {
                     "in memory and in the spool"
                 } else {
@@ -588,8 +589,15 @@ impl Worker {
             .map(|e| e.message.as_str())
             .collect::<Vec<_>>()
             .join("; ");
+        // Something that answers with bytes that are not Kafka (a wrong
+        // port) is no outage: say so as a protocol error.
+        let kind = if errors.iter().any(|e| e.kind == ErrorKind::Protocol) {
+            ErrorKind::Protocol
+        } else {
+            ErrorKind::Network
+        };
         Err(KafkaError::new(
-            ErrorKind::Network,
+            kind,
             format!("no Kafka broker reachable: {msg}"),
         ))
     }
@@ -598,7 +606,7 @@ impl Worker {
     fn startup_check(&mut self) -> Result<(), KafkaError> {
         let timeout = self.cfg.request_timeout;
         let mut meta = self.fetch_metadata(false, timeout)?;
-        if meta.topic_error == 3 {
+        if meta.topic_error == code::UNKNOWN_TOPIC_OR_PARTITION {
             if !self.cfg.create_topic {
                 return Err(KafkaError::new(
                     ErrorKind::Topic,
@@ -612,10 +620,10 @@ impl Worker {
             meta = self.create_topic()?;
         }
         match meta.topic_error {
-            0 | 5 => {}
+            0 | code::LEADER_NOT_AVAILABLE => {}
             c => {
                 let kind = if classify(c) == ErrorClass::Retriable {
-                    ErrorKind::Network
+                    ErrorKind::Busy
                 } else {
                     ErrorKind::Topic
                 };
@@ -677,10 +685,10 @@ impl Worker {
                     &protocol::create_topics_request(&topic, parts, tmo),
                     "CreateTopics",
                 )?;
-                if let Err(m) = protocol::check_create_topics(&resp, &topic) {
+                if let Err((c, m)) = protocol::check_create_topics(&resp, &topic) {
                     // NOT_CONTROLLER (old ZooKeeper clusters): fall back to
                     // auto-creation through Metadata below.
-                    if !m.contains("(41)") {
+                    if c != code::NOT_CONTROLLER {
                         return Err(KafkaError::new(ErrorKind::Topic, m));
                     }
                 }
@@ -758,16 +766,13 @@ impl Worker {
                     &protocol::init_producer_id_request(tmo),
                     "InitProducerId",
                 )?;
-                protocol::parse_init_producer_id(&resp).map_err(|code| {
-                    let kind = if classify(code) == ErrorClass::Retriable {
-                        ErrorKind::Network
+                protocol::parse_init_producer_id(&resp).map_err(|c| {
+                    let kind = if classify(c) == ErrorClass::Retriable {
+                        ErrorKind::Busy
                     } else {
                         ErrorKind::Broker
                     };
-                    KafkaError::new(
-                        kind,
-                        format!("InitProducerId on {addr}: {}", error_name(code)),
-                    )
+                    KafkaError::new(kind, format!("InitProducerId on {addr}: {}", error_name(c)))
                 })
             });
             match r {
@@ -778,11 +783,8 @@ impl Worker {
                     self.renumber_batches();
                     return Ok(());
                 }
-                Err(e)
-                    if e.kind == ErrorKind::Network && e.message.starts_with("InitProducerId") =>
-                {
-                    last = Some(e);
-                }
+                // The broker answered (busy): keep the connection.
+                Err(e) if e.kind == ErrorKind::Busy => last = Some(e),
                 Err(e) if e.is_transient() => {
                     self.conns.remove(&addr);
                     last = Some(e);
@@ -1058,7 +1060,7 @@ impl Worker {
                 self.note_recovered();
             }
             Err(e) => {
-                if e.kind == ErrorKind::Network {
+                if matches!(e.kind, ErrorKind::Network | ErrorKind::Busy) {
                     debug!("Kafka still unavailable: {e}");
                 } else {
                     error!("Kafka: {e}; records wait, retrying");
@@ -1237,7 +1239,11 @@ impl Worker {
                 .unwrap_or(0);
             // MESSAGE_TOO_LARGE / RECORD_LIST_TOO_LARGE for a batch of
             // several records: split it, as the Java client does.
-            if matches!(r.error_code, 10 | 18) && size > 1 {
+            if matches!(
+                r.error_code,
+                code::MESSAGE_TOO_LARGE | code::RECORD_LIST_TOO_LARGE
+            ) && size > 1
+            {
                 info!(
                     "Kafka: partition {i}: batch of {size} records too large for the broker; splitting"
                 );

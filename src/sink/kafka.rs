@@ -317,7 +317,7 @@ pub fn start(args: &crate::cli::KafkaArgs) -> Result<KafkaSink, StartError> {
     cfg.flush_timeout = args.flush_timeout;
     cfg.create_topic = cfg.create_topic || args.create_topic;
     cfg.validate().map_err(|e| {
-        let hint = if e.contains("sasl.password") {
+        let hint = if cfg.sasl_password_missing() {
             format!(
                 " (set ${} or give --sasl-password-file)",
                 crate::cli::PASSWORD_ENV
