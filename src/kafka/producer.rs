@@ -377,7 +377,13 @@ impl Producer {
         w.finisher = finisher;
 
         let thread_limit = (w.cfg.buffer / 4).max(1);
-        let capacity = w.cfg.buffer.saturating_sub(thread_limit).max(1);
+        let mut capacity = w.cfg.buffer.saturating_sub(thread_limit).max(1);
+        if spool.is_some() {
+            // Records wait in the spool; the channel only carries the few
+            // that could not be appended. (crossbeam's bounded channel
+            // touches every slot up front: 75,000 slots are ~6 MB of RSS.)
+            capacity = capacity.min(1024);
+        }
         let (tx, rx) = crossbeam_channel::bounded(capacity);
         let shared = Arc::new(Shared {
             closing: AtomicBool::new(false),
