@@ -788,4 +788,72 @@ mod tests {
         assert!(matches!(run(&["-h"]), Ok(Command::Help)));
         assert!(matches!(run(&["-V"]), Ok(Command::Version)));
     }
+
+    #[test]
+    fn spool_and_stats_flags() {
+        let c = config(&["-B", "k:1", "--spool", "/var/spool/ll", "t.csv"]);
+        let sp = c.kafka.and_then(|k| k.spool).expect("spool");
+        assert_eq!(sp.dir, PathBuf::from("/var/spool/ll"));
+        assert_eq!(sp.sync_every, Duration::from_millis(1000));
+        assert_eq!(sp.max_bytes, 64 << 20);
+        assert_eq!(c.stats_interval, Some(Duration::from_secs(300)));
+        let c = config(&[
+            "-B",
+            "k:1",
+            "--spool",
+            "d",
+            "--spool-sync-ms",
+            "0",
+            "--spool-max-bytes",
+            "2g",
+            "--stats-interval",
+            "0",
+            "t.csv",
+        ]);
+        let sp = c.kafka.and_then(|k| k.spool).expect("spool");
+        assert_eq!((sp.sync_every, sp.max_bytes), (Duration::ZERO, 2 << 30));
+        assert_eq!(c.stats_interval, None);
+        assert_eq!(
+            config(&[
+                "-B",
+                "k:1",
+                "--spool",
+                "d",
+                "--spool-max-bytes",
+                "65536",
+                "t.csv"
+            ])
+            .kafka
+            .and_then(|k| k.spool)
+            .map(|s| s.max_bytes),
+            Some(65536)
+        );
+        for bad in ["1000", "64", "-1M", "12X", "K", "99999999999G"] {
+            let e = err(&[
+                "-B",
+                "k:1",
+                "--spool",
+                "d",
+                "--spool-max-bytes",
+                bad,
+                "t.csv",
+            ]);
+            assert!(e.contains("--spool-max-bytes"), "{bad}: {e}");
+        }
+        assert!(
+            err(&[
+                "-B",
+                "k:1",
+                "--spool",
+                "d",
+                "--spool-sync-ms",
+                "1.5",
+                "t.csv"
+            ])
+            .contains("--spool-sync-ms")
+        );
+        assert!(err(&["--spool-sync-ms", "5", "t.csv"]).contains("without --spool"));
+        assert!(err(&["--spool", "d", "t.csv"]).contains("without -B"));
+        assert!(err(&["--stats-interval", "-1", "t.csv"]).contains("--stats-interval"));
+    }
 }
