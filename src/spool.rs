@@ -221,7 +221,13 @@ impl Spool {
         }
         nums.sort_unstable();
         let mut spool = Spool {
-            next_num: nums.last().map_or(1, |n| n.saturating_add(1)),
+            // Never below the ack file's segment: a segment numbered under
+            // it would be taken as done (deleted) by the next open.
+            next_num: nums
+                .last()
+                .copied()
+                .max(ack.map(|a| a.seg))
+                .map_or(1, |n| n.saturating_add(1)),
             cursor: Pos { seg: 0, off: 0 },
             segments: VecDeque::new(),
             active: None,
@@ -863,6 +869,20 @@ mod tests {
         assert_eq!((st.corrupt, st.torn, st.recovered), (1, 1, 8));
         let want: Vec<Vec<u8>> = [0, 1, 2, 4, 5, 6, 7, 8].into_iter().map(payload).collect();
         assert_eq!(drain(&mut s), want);
+    }
+
+    #[test]
+    fn new_segments_never_number_below_a_stale_ack() {
+        let d = tempfile::tempdir().unwrap();
+        let t0 = Instant::now();
+        write_ack(d.path(), Pos { seg: 5, off: 100 }).unwrap();
+        {
+            // Segments deleted by hand; the ack file stayed.
+            let mut s = Spool::open(cfg(d.path(), 1 << 20), t0).unwrap();
+            s.append(b"a").unwrap();
+        }
+        let mut s = Spool::open(cfg(d.path(), 1 << 20), t0).unwrap();
+        assert_eq!(drain(&mut s), vec![b"a".to_vec()]);
     }
 
     #[test]
