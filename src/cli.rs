@@ -197,6 +197,30 @@ const FLAGS: &[FlagDoc] = &[
         "Ask the broker to create a missing topic (if it allows that).",
     ),
     (
+        None,
+        "spool",
+        Some("DIR"),
+        "Keep records on their way to Kafka in this directory, so a crash, power cut or long outage loses none; recommended on devices [default: off].",
+    ),
+    (
+        None,
+        "spool-sync-ms",
+        Some("MS"),
+        "With --spool: at most one fsync per this many milliseconds; a power cut loses at most the last interval [default: 1000].",
+    ),
+    (
+        None,
+        "spool-max-bytes",
+        Some("N[K|M|G]"),
+        "With --spool: size limit of the spool; when full the oldest records are dropped [default: 64M].",
+    ),
+    (
+        None,
+        "stats-interval",
+        Some("S"),
+        "Seconds between INFO lines counting probes and records (0 = off) [default: 300].",
+    ),
+    (
         Some('X'),
         "producer-property",
         Some("KEY=VALUE"),
@@ -226,6 +250,10 @@ pub struct LowArgs {
     pub buffer: Option<String>,
     pub create_topic: bool,
     pub also_stdout: bool,
+    pub spool: Option<PathBuf>,
+    pub spool_sync_ms: Option<String>,
+    pub spool_max_bytes: Option<String>,
+    pub stats_interval: Option<String>,
     /// Kafka producer settings as librdkafka names them, in the order given,
     /// so dedicated flags and `-X` share one path and the last one wins.
     pub kafka: Vec<(String, String)>,
@@ -302,6 +330,12 @@ pub fn parse_low(args: impl IntoIterator<Item = OsString>) -> Result<LowArgs, Us
             Long("stop-timeout") => low.stop_timeout = Some(text(&mut p, "--stop-timeout")?),
             Long("create-topic") => low.create_topic = true,
             Long("stdout") => low.also_stdout = true,
+            Long("spool") => low.spool = Some(p.value()?.into()),
+            Long("spool-sync-ms") => low.spool_sync_ms = Some(text(&mut p, "--spool-sync-ms")?),
+            Long("spool-max-bytes") => {
+                low.spool_max_bytes = Some(text(&mut p, "--spool-max-bytes")?)
+            }
+            Long("stats-interval") => low.stats_interval = Some(text(&mut p, "--stats-interval")?),
             Short('X') | Long("producer-property") => {
                 let kv = text(&mut p, "-X")?;
                 let Some((k, v)) = kv.split_once('=') else {
@@ -353,6 +387,8 @@ pub struct Config {
     pub file: PathBuf,
     /// Present when `-B` (or `-X bootstrap.servers=`) asks for the Kafka sink.
     pub kafka: Option<KafkaArgs>,
+    /// Between INFO lines with counts; None = off.
+    pub stats_interval: Option<Duration>,
 }
 
 /// Kafka sink settings, still in librdkafka's names for the producer to apply.
@@ -365,6 +401,64 @@ pub struct KafkaArgs {
     /// Also print JSON lines on stdout.
     pub also_stdout: bool,
     pub properties: Vec<(String, String)>,
+    /// `--spool DIR` and its settings.
+    pub spool: Option<SpoolArgs>,
+}
+
+/// The disk spool's settings (see `crate::spool`).
+#[derive(Debug, Clone)]
+pub struct SpoolArgs {
+    pub dir: PathBuf,
+    pub sync_every: Duration,
+    pub max_bytes: u64,
+}
+
+/// `--spool*` flags, validated.
+fn spool_args(low: &LowArgs) -> Result<Option<SpoolArgs>, UsageError> {
+    let Some(dir) = &low.spool else {
+        if low.spool_sync_ms.is_some() || low.spool_max_bytes.is_some() {
+            return Err(UsageError(
+                "--spool-sync-ms/--spool-max-bytes given without --spool DIR".to_string(),
+            ));
+        }
+        return Ok(None);
+    };
+    let sync_ms = match low.spool_sync_ms.as_deref() {
+        None => 1000,
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(n) if n <= 3_600_000 => n,
+            _ => {
+                return Err(UsageError(format!(
+                    "--spool-sync-ms: `{v}` is not a whole number of milliseconds (0 to 3600000)"
+                )));
+            }
+        },
+    };
+    let max_bytes = match low.spool_max_bytes.as_deref() {
+        None => 64 << 20,
+        Some(v) => {
+            let t = v.trim();
+            let (num, mult) = match t.char_indices().last() {
+                Some((i, 'k' | 'K')) => (&t[..i], 1u64 << 10),
+                Some((i, 'm' | 'M')) => (&t[..i], 1 << 20),
+                Some((i, 'g' | 'G')) => (&t[..i], 1 << 30),
+                _ => (t, 1),
+            };
+            match num.parse::<u64>().ok().and_then(|n| n.checked_mul(mult)) {
+                Some(n) if n >= 64 << 10 => n,
+                _ => {
+                    return Err(UsageError(format!(
+                        "--spool-max-bytes: `{v}` is not a size of at least 64K (a number, optionally with K, M or G)"
+                    )));
+                }
+            }
+        }
+    };
+    Ok(Some(SpoolArgs {
+        dir: dir.clone(),
+        sync_every: Duration::from_millis(sync_ms),
+        max_bytes,
+    }))
 }
 
 impl std::fmt::Debug for KafkaArgs {
@@ -386,6 +480,7 @@ impl std::fmt::Debug for KafkaArgs {
             )
             .field("flush_timeout", &self.flush_timeout)
             .field("create_topic", &self.create_topic)
+            .field("spool", &self.spool)
             .field("properties", &props)
             .finish()
     }
@@ -427,6 +522,7 @@ pub fn to_config(low: LowArgs, password_env: Option<String>) -> Result<Command, 
         seconds(low.flush_timeout.as_deref(), "--flush-timeout", 10.0, true)?,
         "--flush-timeout",
     )?;
+    let spool = spool_args(&low)?;
     let file = low
         .file
         .ok_or_else(|| UsageError("missing the targets FILE argument".to_string()))?;
@@ -436,7 +532,15 @@ pub fn to_config(low: LowArgs, password_env: Option<String>) -> Result<Command, 
         || low.sasl_password_file.is_some()
         || low.create_topic
         || low.also_stdout
+        || low.spool.is_some()
         || !low.kafka.is_empty();
+    let stats_interval = seconds(
+        low.stats_interval.as_deref(),
+        "--stats-interval",
+        300.0,
+        true,
+    )?;
+    let stats_interval = (!stats_interval.is_zero()).then_some(stats_interval);
     let kafka = if wants_kafka {
         let mut properties = low.kafka;
         if low.buffer.is_some() {
@@ -485,6 +589,7 @@ pub fn to_config(low: LowArgs, password_env: Option<String>) -> Result<Command, 
             create_topic: low.create_topic,
             also_stdout: low.also_stdout,
             properties,
+            spool,
         })
     } else if kafka_only {
         return Err(UsageError(
@@ -508,6 +613,7 @@ pub fn to_config(low: LowArgs, password_env: Option<String>) -> Result<Command, 
         buffer,
         file,
         kafka,
+        stats_interval,
     });
     Ok(if low.check {
         Command::Check(config)
@@ -798,5 +904,73 @@ mod tests {
         }
         assert!(matches!(run(&["-h"]), Ok(Command::Help)));
         assert!(matches!(run(&["-V"]), Ok(Command::Version)));
+    }
+
+    #[test]
+    fn spool_and_stats_flags() {
+        let c = config(&["-B", "k:1", "--spool", "/var/spool/ll", "t.csv"]);
+        let sp = c.kafka.and_then(|k| k.spool).expect("spool");
+        assert_eq!(sp.dir, PathBuf::from("/var/spool/ll"));
+        assert_eq!(sp.sync_every, Duration::from_millis(1000));
+        assert_eq!(sp.max_bytes, 64 << 20);
+        assert_eq!(c.stats_interval, Some(Duration::from_secs(300)));
+        let c = config(&[
+            "-B",
+            "k:1",
+            "--spool",
+            "d",
+            "--spool-sync-ms",
+            "0",
+            "--spool-max-bytes",
+            "2g",
+            "--stats-interval",
+            "0",
+            "t.csv",
+        ]);
+        let sp = c.kafka.and_then(|k| k.spool).expect("spool");
+        assert_eq!((sp.sync_every, sp.max_bytes), (Duration::ZERO, 2 << 30));
+        assert_eq!(c.stats_interval, None);
+        assert_eq!(
+            config(&[
+                "-B",
+                "k:1",
+                "--spool",
+                "d",
+                "--spool-max-bytes",
+                "65536",
+                "t.csv"
+            ])
+            .kafka
+            .and_then(|k| k.spool)
+            .map(|s| s.max_bytes),
+            Some(65536)
+        );
+        for bad in ["1000", "64", "-1M", "12X", "K", "99999999999G"] {
+            let e = err(&[
+                "-B",
+                "k:1",
+                "--spool",
+                "d",
+                "--spool-max-bytes",
+                bad,
+                "t.csv",
+            ]);
+            assert!(e.contains("--spool-max-bytes"), "{bad}: {e}");
+        }
+        assert!(
+            err(&[
+                "-B",
+                "k:1",
+                "--spool",
+                "d",
+                "--spool-sync-ms",
+                "1.5",
+                "t.csv"
+            ])
+            .contains("--spool-sync-ms")
+        );
+        assert!(err(&["--spool-sync-ms", "5", "t.csv"]).contains("without --spool"));
+        assert!(err(&["--spool", "d", "t.csv"]).contains("without -B"));
+        assert!(err(&["--stats-interval", "-1", "t.csv"]).contains("--stats-interval"));
     }
 }

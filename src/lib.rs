@@ -10,6 +10,7 @@ pub mod report;
 pub mod schedule;
 pub mod shutdown;
 pub mod sink;
+pub mod spool;
 pub mod startup;
 pub mod targets;
 pub mod url;

@@ -81,9 +81,11 @@ fn run() -> Result<ExitCode, Failure> {
         return print(&format!("{}\n", startup::summary(&config, &targets)));
     }
 
-    let Some(sink) = make_sink(&config, &events_tx, &events)? else {
-        return Ok(ExitCode::SUCCESS);
-    };
+    let sink = make_sink(&config, &events_tx)?;
+    let sink: Arc<dyn Sink> = Arc::new(latency_logger::sink::Stamped::new(
+        sink,
+        config.stats_interval,
+    ));
     let settings = Settings {
         workers: config.workers,
         queue: config.queue,
@@ -97,13 +99,11 @@ fn run() -> Result<ExitCode, Failure> {
     }
 }
 
-/// Kafka when `-B` was given, stdout JSON lines otherwise. `Ok(None)`: a
-/// signal arrived while waiting for the schema registry.
+/// Kafka when `-B` was given, stdout JSON lines otherwise.
 fn make_sink(
     config: &Config,
     events_tx: &crossbeam_channel::Sender<Event>,
-    events: &crossbeam_channel::Receiver<Event>,
-) -> Result<Option<Arc<dyn Sink>>, Failure> {
+) -> Result<Arc<dyn Sink>, Failure> {
     let events_out = events_tx.clone();
     let stdout = move || -> Result<Arc<dyn Sink>, Failure> {
         let on_end = Box::new(move |end| {
@@ -119,22 +119,14 @@ fn make_sink(
         Ok(Arc::new(sink))
     };
     if let Some(args) = &config.kafka {
-        // Waiting for the registry doubles as listening for a stop signal.
-        let keep_waiting = |delay| {
-            matches!(
-                events.recv_timeout(delay),
-                Err(crossbeam_channel::RecvTimeoutError::Timeout) | Ok(Event::Reload)
-            )
-        };
-        return match kafka::start(args, keep_waiting) {
-            Ok(sink) if args.also_stdout => Ok(Some(Arc::new(Tee(Arc::new(sink), stdout()?)))),
-            Ok(sink) => Ok(Some(Arc::new(sink))),
+        return match kafka::start(args) {
+            Ok(sink) if args.also_stdout => Ok(Arc::new(Tee(Arc::new(sink), stdout()?))),
+            Ok(sink) => Ok(Arc::new(sink)),
             Err(StartError::Config(e)) => Err(Failure::Usage(e)),
             Err(StartError::Runtime(e)) => Err(Failure::Runtime(e)),
-            Err(StartError::Interrupted) => Ok(None),
         };
     }
-    Ok(Some(stdout()?))
+    stdout()
 }
 
 /// Prints help or version; a closed stdout is not an error.

@@ -64,6 +64,8 @@ pub struct Report {
     pub scheduled: f64,
     /// Seconds the probe started after `scheduled`.
     pub lateness: f64,
+    /// Unique per probe (see `crate::sink::Stamped`); empty until stamped.
+    pub id: String,
 }
 
 /// The Avro schema of `Report`, from the source tree.
@@ -95,7 +97,7 @@ impl Report {
             "{{\"url\":{},\"code\":{},\"timestamp\":{},\"namelookup\":{},\"connect\":{},\
              \"appconnect\":{},\"pretransfer\":{},\"starttransfer\":{},\"total\":{},\
              \"size_download\":{},\"remote_ip\":{},\"http_version\":{},\"error_kind\":{},\
-             \"error\":{},\"scheduled\":{},\"lateness\":{}}}",
+             \"error\":{},\"scheduled\":{},\"lateness\":{},\"id\":{}}}",
             s(&self.url),
             self.code,
             num(self.timestamp),
@@ -112,6 +114,7 @@ impl Report {
             opt(self.error.as_deref()),
             num(self.scheduled),
             num(self.lateness),
+            s(&self.id),
         );
     }
 
@@ -142,6 +145,7 @@ impl Report {
             ("error".into(), opt(self.error.as_deref())),
             ("scheduled".into(), Value::Double(self.scheduled)),
             ("lateness".into(), Value::Double(self.lateness)),
+            ("id".into(), Value::String(self.id.clone())),
         ])
     }
 }
@@ -235,6 +239,7 @@ mod tests {
             error: None,
             scheduled: 1_700_000_000.0,
             lateness: 0.25,
+            id: "0123456789abcdef-7".to_string(),
         }
     }
 

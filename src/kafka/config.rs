@@ -292,6 +292,13 @@ impl KafkaConfig {
         Ok(())
     }
 
+    /// SASL is asked for but no password was given (the CLI then points at
+    /// where a password comes from).
+    pub fn sasl_password_missing(&self) -> bool {
+        self.security_protocol.uses_sasl()
+            && self.sasl.as_ref().is_none_or(|s| s.password.is_empty())
+    }
+
     /// Check the whole config; the message says what to fix.
     pub fn validate(&self) -> Result<(), String> {
         if self.bootstrap.is_empty() {

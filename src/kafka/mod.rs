@@ -25,7 +25,7 @@ pub mod protocol;
 pub mod sasl;
 
 pub use config::{Acks, Compression, KafkaConfig, Sasl, SaslMechanism, SecurityProtocol, TlsFiles};
-pub use producer::{Producer, ProducerHandle, RecordSender, Stats};
+pub use producer::{Finisher, Producer, ProducerHandle, RecordSender, SpoolFeed, Stats};
 pub use protocol::Record;
 
 /// What kind of failure, so callers (and the producer) can tell a bad
@@ -36,6 +36,9 @@ pub enum ErrorKind {
     Config,
     /// TCP: resolve, connect, read, write, timeouts. Transient.
     Network,
+    /// The broker answered with a retriable error code (e.g. the
+    /// coordinator is still loading): retry later on the same connection.
+    Busy,
     /// TLS handshake or certificate problems.
     Tls,
     /// SASL: wrong mechanism or credentials.
@@ -64,7 +67,10 @@ impl KafkaError {
 
     /// Transient: worth retrying on this or another broker later.
     pub fn is_transient(&self) -> bool {
-        matches!(self.kind, ErrorKind::Network | ErrorKind::Protocol)
+        matches!(
+            self.kind,
+            ErrorKind::Network | ErrorKind::Busy | ErrorKind::Protocol
+        )
     }
 }
 

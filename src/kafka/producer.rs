@@ -39,9 +39,11 @@ use super::config::{Acks, KafkaConfig};
 use super::conn::Conn;
 use super::partitioner::partition_for;
 use super::protocol::{
-    self, ClusterMeta, ErrorClass, ProducerIdentity, Record, classify, error_name,
+    self, ClusterMeta, ErrorClass, ProducerIdentity, Record, classify, code, error_name,
 };
 use super::{ErrorKind, KafkaError};
+use crate::spool::{Spool, SpoolError, SpoolStats, Ticket};
+use std::sync::Mutex;
 
 /// Outcome counts, returned by [`ProducerHandle::close`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -54,6 +56,11 @@ pub struct Stats {
     pub dropped: u64,
     /// Bytes of Produce requests written to brokers (retries included).
     pub produce_bytes: u64,
+    /// With a spool: records not delivered by close, kept on disk for the
+    /// next run (not counted as failed).
+    pub kept: u64,
+    /// Records in memory now: in the channel and held by the thread.
+    pub waiting: u64,
 }
 
 /// Drop warnings are rate-limited to one per this interval.
@@ -70,6 +77,9 @@ struct Shared {
     failed: AtomicU64,
     dropped: AtomicU64,
     produce_bytes: AtomicU64,
+    kept: AtomicU64,
+    /// Records the thread holds (for the stats line).
+    held: AtomicU64,
     start: Instant,
     /// Milliseconds since `start` of the last drop warning, +1 (0 = never).
     last_drop_warn: AtomicU64,
@@ -101,6 +111,8 @@ impl Shared {
             failed: self.failed.load(Ordering::Relaxed),
             dropped: self.dropped.load(Ordering::Relaxed),
             produce_bytes: self.produce_bytes.load(Ordering::Relaxed),
+            kept: self.kept.load(Ordering::Relaxed),
+            waiting: self.held.load(Ordering::Relaxed),
         }
     }
 }
@@ -160,7 +172,9 @@ impl ProducerHandle {
 
     /// Counts so far (delivered, failed, dropped).
     pub fn stats(&self) -> Stats {
-        self.sender.shared.stats()
+        let mut s = self.sender.shared.stats();
+        s.waiting += self.sender.rx.len() as u64;
+        s
     }
 
     /// Stops accepting records, delivers what is pending within
@@ -193,6 +207,126 @@ impl Drop for ProducerHandle {
     }
 }
 
+/// A spool shared by the sink (appends) and the producer thread (reads,
+/// marks done); see `crate::spool`. Records are stored as
+/// `timestamp i64 | key length u32 | key | value` (little-endian).
+pub struct SpoolFeed {
+    spool: Mutex<Spool>,
+    wake_tx: Sender<()>,
+    wake_rx: Receiver<()>,
+    /// When the last "spool full" warning was logged (rate limit).
+    drop_warned: Mutex<Option<Instant>>,
+}
+
+impl SpoolFeed {
+    pub fn new(spool: Spool) -> Arc<SpoolFeed> {
+        let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
+        Arc::new(SpoolFeed {
+            spool: Mutex::new(spool),
+            wake_tx,
+            wake_rx,
+            drop_warned: Mutex::new(None),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Spool> {
+        // A panic elsewhere while holding it leaves the spool consistent
+        // enough: every operation updates its state after the file I/O.
+        self.spool.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Appends a record and wakes the producer.
+    pub fn append(&self, r: &Record) -> Result<(), SpoolError> {
+        let mut b = Vec::with_capacity(12 + r.key.len() + r.value.len());
+        b.extend_from_slice(&r.timestamp_ms.to_le_bytes());
+        b.extend_from_slice(&(r.key.len() as u32).to_le_bytes());
+        b.extend_from_slice(&r.key);
+        b.extend_from_slice(&r.value);
+        let (before, after, bytes) = {
+            let mut s = self.lock();
+            let before = s.stats().dropped;
+            s.append(&b)?;
+            (before, s.stats().dropped, s.stats().bytes)
+        };
+        if after > before {
+            let mut last = self.drop_warned.lock().unwrap_or_else(|p| p.into_inner());
+            if last.is_none_or(|t| t.elapsed() >= DROP_WARN_EVERY) {
+                *last = Some(Instant::now());
+                warn!(
+                    "spool full ({bytes} bytes): dropping the oldest records, {after} dropped so far"
+                );
+            }
+        }
+        let _ = self.wake_tx.try_send(());
+        Ok(())
+    }
+
+    fn read(&self, max: usize) -> Vec<(Ticket, Record)> {
+        let mut spool = self.lock();
+        let mut out = Vec::new();
+        for (t, b) in spool.read(max) {
+            match decode_spooled(&b) {
+                Some(r) => out.push((t, r)),
+                None => {
+                    // Passed the checksum but is not ours: skip it.
+                    log::warn!("spool: a record of {} bytes is malformed; skipped", b.len());
+                    spool.done(t);
+                }
+            }
+        }
+        out
+    }
+
+    fn done(&self, tickets: &[Option<Ticket>]) {
+        if tickets.iter().all(|t| t.is_none()) {
+            return;
+        }
+        let mut spool = self.lock();
+        for t in tickets.iter().flatten() {
+            spool.done(*t);
+        }
+    }
+
+    fn unread(&self) -> u64 {
+        let s = self.lock();
+        s.stats().pending.saturating_sub(s.in_flight() as u64)
+    }
+
+    pub fn stats(&self) -> SpoolStats {
+        self.lock().stats()
+    }
+
+    /// Group commit when due (see `Spool::sync_due`).
+    pub fn sync_if_due(&self, now: Instant) -> Result<(), SpoolError> {
+        let job = {
+            let mut s = self.lock();
+            if !s.sync_due(now) {
+                return Ok(());
+            }
+            s.begin_sync(now)?
+        };
+        // The fsyncs run unlocked: appends (probe workers) never wait for them.
+        job.run()
+    }
+
+    /// A final commit at shutdown, whatever the interval.
+    pub fn sync_now(&self, now: Instant) -> Result<(), SpoolError> {
+        self.lock().sync(now)
+    }
+}
+
+fn decode_spooled(b: &[u8]) -> Option<Record> {
+    let ts = i64::from_le_bytes(b.get(0..8)?.try_into().ok()?);
+    let klen = u32::from_le_bytes(b.get(8..12)?.try_into().ok()?) as usize;
+    let key = b.get(12..12usize.checked_add(klen)?)?.to_vec();
+    let value = b.get(12 + klen..)?.to_vec();
+    Some(Record {
+        key,
+        value,
+        timestamp_ms: ts,
+    })
+}
+
 /// Entry point: `Producer::start(cfg)`.
 pub struct Producer;
 
@@ -200,14 +334,56 @@ impl Producer {
     /// Validates `cfg`, connects to a bootstrap broker (TLS, SASL,
     /// ApiVersions), checks the topic, then starts the producer thread.
     pub fn start(cfg: KafkaConfig) -> Result<ProducerHandle, KafkaError> {
+        Self::start_with(cfg, None, None)
+    }
+
+    /// As `start`; with a spool, records are also taken from it (oldest
+    /// first, those left by a previous run included) and leave it when
+    /// Kafka has answered for them.
+    ///
+    /// When no broker answers at all (refused, timed out), the producer
+    /// starts anyway and keeps trying; records wait in the buffer (and the
+    /// spool). A broker that answers and refuses is still an error here.
+    /// `finisher`, if given, holds records back until it is ready and
+    /// finishes each one as the producer takes it.
+    pub fn start_with(
+        cfg: KafkaConfig,
+        spool: Option<Arc<SpoolFeed>>,
+        finisher: Option<Arc<dyn Finisher>>,
+    ) -> Result<ProducerHandle, KafkaError> {
         cfg.validate()
             .map_err(|m| KafkaError::new(ErrorKind::Config, format!("Kafka config: {m}")))?;
         let tls = super::conn::tls_config(&cfg)?;
         let mut w = Worker::new(cfg, tls)?;
-        w.startup_check()?;
+        match w.startup_check() {
+            Ok(()) => {}
+            // Nobody answered, or only "try again later": not a refusal.
+            Err(e) if matches!(e.kind, ErrorKind::Network | ErrorKind::Busy) => {
+                let wait = if spool.is_some() {
+                    "in memory and in the spool"
+                } else {
+                    "in memory"
+                };
+                warn!(
+                    "Kafka: {e}; probing starts anyway, records wait {wait} until a broker answers"
+                );
+                w.unchecked = true;
+                w.outage_since = Some(Instant::now());
+                w.check_failures = 1;
+                w.next_check_at = Instant::now() + backoff(&w.cfg, 1);
+            }
+            Err(e) => return Err(e),
+        }
+        w.finisher = finisher;
 
         let thread_limit = (w.cfg.buffer / 4).max(1);
-        let capacity = w.cfg.buffer.saturating_sub(thread_limit).max(1);
+        let mut capacity = w.cfg.buffer.saturating_sub(thread_limit).max(1);
+        if spool.is_some() {
+            // Records wait in the spool; the channel only carries the few
+            // that could not be appended. (crossbeam's bounded channel
+            // touches every slot up front: 75,000 slots are ~6 MB of RSS.)
+            capacity = capacity.min(1024);
+        }
         let (tx, rx) = crossbeam_channel::bounded(capacity);
         let shared = Arc::new(Shared {
             closing: AtomicBool::new(false),
@@ -215,6 +391,8 @@ impl Producer {
             failed: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             produce_bytes: AtomicU64::new(0),
+            kept: AtomicU64::new(0),
+            held: AtomicU64::new(0),
             start: Instant::now(),
             last_drop_warn: AtomicU64::new(0),
             buffer: w.cfg.buffer,
@@ -222,6 +400,7 @@ impl Producer {
         w.rx = Some(rx.clone());
         w.shared = Some(shared.clone());
         w.thread_limit = thread_limit;
+        w.spool = spool;
         let thread = std::thread::Builder::new()
             .name("kafka-producer".into())
             .spawn(move || w.run())
@@ -241,6 +420,8 @@ impl Producer {
 /// A sealed batch for one partition: sent, or waiting to be resent as is.
 struct Batch {
     records: Vec<Record>,
+    /// The spool's tickets for `records` (None: not spooled).
+    tickets: Vec<Option<Ticket>>,
     bytes: usize,
     base_sequence: i32,
     pid: ProducerIdentity,
@@ -252,6 +433,8 @@ struct Batch {
 #[derive(Default)]
 struct PartState {
     queue: VecDeque<Record>,
+    /// Parallel to `queue`.
+    tickets: VecDeque<Option<Ticket>>,
     queue_bytes: usize,
     first_at: Option<Instant>,
     batch: Option<Batch>,
@@ -282,6 +465,20 @@ struct Worker {
     next_pid_at: Instant,
     /// Set while no broker answers; for one warning and one recovery line.
     outage_since: Option<Instant>,
+    spool: Option<Arc<SpoolFeed>>,
+    finisher: Option<Arc<dyn Finisher>>,
+    /// No broker answered at start: the start-up check is still to do, and
+    /// no record is taken (partitions unknown) until it passes.
+    unchecked: bool,
+    check_failures: u32,
+    next_check_at: Instant,
+}
+
+/// Finishes records as the producer takes them; see `Producer::start_with`.
+pub trait Finisher: Send + Sync {
+    /// False while records must wait.
+    fn ready(&self) -> bool;
+    fn finish(&self, record: &mut Record);
 }
 
 fn backoff(cfg: &KafkaConfig, attempts: u32) -> Duration {
@@ -317,6 +514,11 @@ impl Worker {
             pid_failures: 0,
             next_pid_at: now,
             outage_since: None,
+            spool: None,
+            finisher: None,
+            unchecked: false,
+            check_failures: 0,
+            next_check_at: now,
         })
     }
 
@@ -393,8 +595,15 @@ impl Worker {
             .map(|e| e.message.as_str())
             .collect::<Vec<_>>()
             .join("; ");
+        // Something that answers with bytes that are not Kafka (a wrong
+        // port) is no outage: say so as a protocol error.
+        let kind = if errors.iter().any(|e| e.kind == ErrorKind::Protocol) {
+            ErrorKind::Protocol
+        } else {
+            ErrorKind::Network
+        };
         Err(KafkaError::new(
-            ErrorKind::Network,
+            kind,
             format!("no Kafka broker reachable: {msg}"),
         ))
     }
@@ -403,7 +612,7 @@ impl Worker {
     fn startup_check(&mut self) -> Result<(), KafkaError> {
         let timeout = self.cfg.request_timeout;
         let mut meta = self.fetch_metadata(false, timeout)?;
-        if meta.topic_error == 3 {
+        if meta.topic_error == code::UNKNOWN_TOPIC_OR_PARTITION {
             if !self.cfg.create_topic {
                 return Err(KafkaError::new(
                     ErrorKind::Topic,
@@ -417,10 +626,10 @@ impl Worker {
             meta = self.create_topic()?;
         }
         match meta.topic_error {
-            0 | 5 => {}
+            0 | code::LEADER_NOT_AVAILABLE => {}
             c => {
                 let kind = if classify(c) == ErrorClass::Retriable {
-                    ErrorKind::Network
+                    ErrorKind::Busy
                 } else {
                     ErrorKind::Topic
                 };
@@ -482,10 +691,10 @@ impl Worker {
                     &protocol::create_topics_request(&topic, parts, tmo),
                     "CreateTopics",
                 )?;
-                if let Err(m) = protocol::check_create_topics(&resp, &topic) {
+                if let Err((c, m)) = protocol::check_create_topics(&resp, &topic) {
                     // NOT_CONTROLLER (old ZooKeeper clusters): fall back to
                     // auto-creation through Metadata below.
-                    if !m.contains("(41)") {
+                    if c != code::NOT_CONTROLLER {
                         return Err(KafkaError::new(ErrorKind::Topic, m));
                     }
                 }
@@ -563,16 +772,13 @@ impl Worker {
                     &protocol::init_producer_id_request(tmo),
                     "InitProducerId",
                 )?;
-                protocol::parse_init_producer_id(&resp).map_err(|code| {
-                    let kind = if classify(code) == ErrorClass::Retriable {
-                        ErrorKind::Network
+                protocol::parse_init_producer_id(&resp).map_err(|c| {
+                    let kind = if classify(c) == ErrorClass::Retriable {
+                        ErrorKind::Busy
                     } else {
                         ErrorKind::Broker
                     };
-                    KafkaError::new(
-                        kind,
-                        format!("InitProducerId on {addr}: {}", error_name(code)),
-                    )
+                    KafkaError::new(kind, format!("InitProducerId on {addr}: {}", error_name(c)))
                 })
             });
             match r {
@@ -583,11 +789,8 @@ impl Worker {
                     self.renumber_batches();
                     return Ok(());
                 }
-                Err(e)
-                    if e.kind == ErrorKind::Network && e.message.starts_with("InitProducerId") =>
-                {
-                    last = Some(e);
-                }
+                // The broker answered (busy): keep the connection.
+                Err(e) if e.kind == ErrorKind::Busy => last = Some(e),
                 Err(e) if e.is_transient() => {
                     self.conns.remove(&addr);
                     last = Some(e);
@@ -641,6 +844,13 @@ impl Worker {
     }
 
     fn place(&mut self, r: Record) {
+        self.place_ticketed(r, None)
+    }
+
+    fn place_ticketed(&mut self, mut r: Record, ticket: Option<Ticket>) {
+        if let Some(f) = &self.finisher {
+            f.finish(&mut r);
+        }
         let n = self.parts.len().max(1) as i32;
         let p = partition_for(&r.key, n) as usize;
         if p >= self.parts.len() {
@@ -653,6 +863,7 @@ impl Worker {
         }
         ps.queue_bytes += size;
         ps.queue.push_back(r);
+        ps.tickets.push_back(ticket);
         self.held_records += 1;
         self.held_bytes += size;
     }
@@ -670,6 +881,37 @@ impl Worker {
     /// `wait` for the first one.
     fn pull(&mut self, wait: Duration) {
         let Some(rx) = self.rx.clone() else { return };
+        if self.unchecked || self.finisher.as_ref().is_some_and(|f| !f.ready()) {
+            // Records wait where they are (channel, spool).
+            std::thread::sleep(wait.min(MAX_IDLE));
+            return;
+        }
+        if let Some(feed) = self.spool.clone() {
+            // Appends wake us; the channel only carries records the spool
+            // could not take.
+            if self.room() && rx.is_empty() && feed.unread() == 0 {
+                let _ = feed.wake_rx.recv_timeout(wait);
+            }
+            while self.room() {
+                let got = feed.read(256);
+                if got.is_empty() {
+                    break;
+                }
+                for (t, r) in got {
+                    self.place_ticketed(r, Some(t));
+                }
+            }
+            while self.room() {
+                match rx.try_recv() {
+                    Ok(r) => self.place(r),
+                    Err(_) => break,
+                }
+            }
+            if !self.room() {
+                std::thread::sleep(wait.min(MAX_IDLE));
+            }
+            return;
+        }
         if self.room() {
             match rx.recv_timeout(wait) {
                 Ok(r) => self.place(r),
@@ -715,6 +957,7 @@ impl Worker {
                 continue;
             }
             let mut records = Vec::new();
+            let mut tickets = Vec::new();
             let mut bytes = 0;
             while let Some(r) = ps.queue.front() {
                 let s = protocol::record_size_estimate(r);
@@ -724,6 +967,7 @@ impl Worker {
                 bytes += s;
                 if let Some(r) = ps.queue.pop_front() {
                     records.push(r);
+                    tickets.push(ps.tickets.pop_front().flatten());
                 }
             }
             ps.queue_bytes = ps.queue_bytes.saturating_sub(bytes);
@@ -736,6 +980,7 @@ impl Worker {
                     }
                     ps.batch = Some(Batch {
                         records,
+                        tickets,
                         bytes,
                         base_sequence,
                         pid,
@@ -754,6 +999,9 @@ impl Worker {
                     if let Some(s) = &self.shared {
                         s.failed.fetch_add(records.len() as u64, Ordering::Relaxed);
                     }
+                    if let Some(feed) = &self.spool {
+                        feed.done(&tickets);
+                    }
                 }
             }
         }
@@ -763,6 +1011,11 @@ impl Worker {
     fn finish(&mut self, partition: usize, delivered: bool) {
         if let Some(b) = self.parts.get_mut(partition).and_then(|p| p.batch.take()) {
             let n = b.records.len();
+            // Refused or delivered, it leaves the spool: resending a record
+            // the broker refused for good would fail again at every start.
+            if let Some(feed) = &self.spool {
+                feed.done(&b.tickets);
+            }
             self.held_records = self.held_records.saturating_sub(n);
             self.held_bytes = self.held_bytes.saturating_sub(b.bytes);
             if delivered {
@@ -786,8 +1039,9 @@ impl Worker {
             ps.next_sequence = b.base_sequence;
         }
         ps.queue_bytes += b.bytes;
-        for r in b.records.into_iter().rev() {
+        for (r, t) in b.records.into_iter().zip(b.tickets).rev() {
             ps.queue.push_front(r);
+            ps.tickets.push_front(t);
         }
         ps.first_at = Some(Instant::now());
     }
@@ -801,6 +1055,27 @@ impl Worker {
             b.retry_at = now + backoff(cfg, b.attempts);
         }
         self.meta_stale = true;
+    }
+
+    /// The start-up check, retried until a broker answers. A refusal now
+    /// cannot stop the program (it is probing): said loudly, retried.
+    fn deferred_check(&mut self) {
+        match self.startup_check() {
+            Ok(()) => {
+                self.unchecked = false;
+                self.note_recovered();
+            }
+            Err(e) => {
+                if matches!(e.kind, ErrorKind::Network | ErrorKind::Busy) {
+                    debug!("Kafka still unavailable: {e}");
+                } else {
+                    error!("Kafka: {e}; records wait, retrying");
+                }
+                self.conns.clear();
+                self.check_failures += 1;
+                self.next_check_at = Instant::now() + backoff(&self.cfg, self.check_failures);
+            }
+        }
     }
 
     fn note_outage(&mut self, e: &KafkaError) {
@@ -970,7 +1245,11 @@ impl Worker {
                 .unwrap_or(0);
             // MESSAGE_TOO_LARGE / RECORD_LIST_TOO_LARGE for a batch of
             // several records: split it, as the Java client does.
-            if matches!(r.error_code, 10 | 18) && size > 1 {
+            if matches!(
+                r.error_code,
+                code::MESSAGE_TOO_LARGE | code::RECORD_LIST_TOO_LARGE
+            ) && size > 1
+            {
                 info!(
                     "Kafka: partition {i}: batch of {size} records too large for the broker; splitting"
                 );
@@ -1036,6 +1315,9 @@ impl Worker {
 
     fn next_wake(&self, now: Instant, flushing: bool) -> Duration {
         let mut next = now + MAX_IDLE;
+        if self.unchecked {
+            return self.next_check_at.min(next).saturating_duration_since(now);
+        }
         // Without a producer id nothing can be sealed: wake for the next try.
         let can_seal = !self.idempotent || self.pid.is_some();
         if !can_seal {
@@ -1081,9 +1363,22 @@ impl Worker {
 
             let wait = self.next_wake(now, closing);
             self.pull(wait);
+            shared
+                .held
+                .store(self.held_records as u64, Ordering::Relaxed);
             let now = Instant::now();
-            if closing && self.held_records == 0 && self.rx.as_ref().is_none_or(|r| r.is_empty()) {
+            if closing
+                && self.held_records == 0
+                && self.rx.as_ref().is_none_or(|r| r.is_empty())
+                && self.spool.as_ref().is_none_or(|f| f.unread() == 0)
+            {
                 break;
+            }
+            if self.unchecked {
+                if now >= self.next_check_at {
+                    self.deferred_check();
+                }
+                continue;
             }
             if !self.meta_stale && now.duration_since(self.meta_at) >= METADATA_MAX_AGE {
                 self.meta_stale = true;
@@ -1114,6 +1409,27 @@ impl Worker {
         if let Some(rx) = &self.rx {
             while rx.try_recv().is_ok() {
                 left += 1;
+            }
+        }
+        if let Some(feed) = &self.spool {
+            // Spooled records stay on disk for the next run.
+            let spooled: u64 = self
+                .parts
+                .iter()
+                .flat_map(|p| {
+                    p.tickets
+                        .iter()
+                        .chain(p.batch.iter().flat_map(|b| b.tickets.iter()))
+                })
+                .filter(|t| t.is_some())
+                .count() as u64;
+            let kept = feed.stats().pending;
+            left = left.saturating_sub(spooled);
+            if kept > 0 {
+                info!("Kafka: {kept} records kept in the spool for the next run");
+            }
+            if let Some(s) = &self.shared {
+                s.kept.store(kept, Ordering::Relaxed);
             }
         }
         if left > 0 {
@@ -1148,6 +1464,8 @@ mod tests {
                 failed: AtomicU64::new(0),
                 dropped: AtomicU64::new(0),
                 produce_bytes: AtomicU64::new(0),
+                kept: AtomicU64::new(0),
+                held: AtomicU64::new(0),
                 start: Instant::now(),
                 last_drop_warn: AtomicU64::new(0),
                 buffer,

@@ -385,7 +385,18 @@ pub fn create_topics_request(topic: &str, partitions: i32, timeout_ms: i32) -> C
 }
 
 /// Ok if created or already there.
-pub fn check_create_topics(resp: &CreateTopicsResponse, topic: &str) -> Result<(), String> {
+/// Broker error codes the producer acts on, named (from `ResponseError`).
+pub mod code {
+    use kafka_protocol::error::ResponseError;
+    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = ResponseError::UnknownTopicOrPartition.code();
+    pub const LEADER_NOT_AVAILABLE: i16 = ResponseError::LeaderNotAvailable.code();
+    pub const MESSAGE_TOO_LARGE: i16 = ResponseError::MessageTooLarge.code();
+    pub const RECORD_LIST_TOO_LARGE: i16 = ResponseError::RecordListTooLarge.code();
+    pub const NOT_CONTROLLER: i16 = ResponseError::NotController.code();
+}
+
+/// Ok, or the topic's error code and a message.
+pub fn check_create_topics(resp: &CreateTopicsResponse, topic: &str) -> Result<(), (i16, String)> {
     for t in &resp.topics {
         if t.name.0.as_str() == topic && t.error_code != 0 && t.error_code != 36 {
             let msg = t
@@ -393,9 +404,12 @@ pub fn check_create_topics(resp: &CreateTopicsResponse, topic: &str) -> Result<(
                 .as_ref()
                 .map(|m| format!(": {}", m.as_str()))
                 .unwrap_or_default();
-            return Err(format!(
-                "could not create topic {topic}: {}{msg}",
-                error_name(t.error_code)
+            return Err((
+                t.error_code,
+                format!(
+                    "could not create topic {topic}: {}{msg}",
+                    error_name(t.error_code)
+                ),
             ));
         }
     }

@@ -59,6 +59,7 @@ fn sample_report() -> Report {
         error: None,
         scheduled: 1_764_300_000.1,
         lateness: 0.000_123,
+        id: "0123456789abcdef-123456".into(),
     }
 }
 

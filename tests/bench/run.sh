@@ -20,6 +20,7 @@ PP=${BENCH_CURL_PER_PROCESS:-1000}
 ROUNDS=${BENCH_ROUNDS:-3}
 STEADY=${BENCH_STEADY_SECONDS:-60}
 KAFKA_RECORDS=${BENCH_KAFKA_RECORDS:-200000}
+PATH_S=${BENCH_PATH_SECONDS:-20}
 SCHED_S=${BENCH_SCHED_SECONDS:-10}
 OUT=${BENCH_OUT:-$ROOT/BENCHMARKS.md}
 TOOLS="python3 $ROOT/tests/bench/tools.py"
@@ -200,7 +201,7 @@ raw "p4 $t $($TOOLS steady "$W/steady.jsonl")"
 # topic; kafka_bench Avro-encodes Reports and produces them as the sink does.
 note "## 5. Kafka producer (Apache Kafka \${KAFKA_VERSION:-4.4.0}, single node, loopback; tests/support/kafka/broker.sh)"
 note "broker.sh install; broker.sh start \$W/kafka --mode plaintext; broker.sh topic \$W/kafka bench-N 6"
-note "/usr/bin/time -v kafka_bench \$KAFKA_PLAINTEXT bench-N $KAFKA_RECORDS [-X compression.type=snappy]   # tests/bench/kafka_bench.rs: acks=all, linger 5 ms, idempotent"
+note "/usr/bin/time -v kafka_bench \$KAFKA_PLAINTEXT bench-N $KAFKA_RECORDS [-X compression.type=snappy] [--spool DIR [--replay]]   # tests/bench/kafka_bench.rs: acks=all, linger 5 ms, idempotent"
 if [ ! -x "$EX/kafka_bench" ]; then
     say "5. producer: $EX/kafka_bench not built (make bench-build)"
     raw "p5 status=skipped reason=kafka_bench_not_built"
@@ -223,6 +224,44 @@ else
             fi
             line=$(tvo "$W/kb.txt" "$EX/kafka_bench" "$BOOT" "$topic" "$KAFKA_RECORDS" -X "compression.type=$comp")
             raw "p5 status=measured round=$round $(cat "$W/kb.txt") $line"
+        done
+        # The same through the disk spool: live (append, then produce from
+        # the spool) and replay (a spool left by a previous run).
+        for mode in live replay; do
+            topic=bench-$round-spool-$mode
+            if ! "$KB" topic "$W/kafka" "$topic" 6 >>"$W/kafka-start.log" 2>&1; then
+                raw "p5 status=failed round=$round reason=topic_${topic}_not_created_(see_$W/kafka-start.log)"
+                continue
+            fi
+            rm -rf "$W/spool-$mode"
+            extra=(--spool "$W/spool-$mode")
+            [ "$mode" = replay ] && extra+=(--replay)
+            line=$(tvo "$W/kb.txt" "$EX/kafka_bench" "$BOOT" "$topic" "$KAFKA_RECORDS" -X "compression.type=none" "${extra[@]}")
+            raw "p5 status=measured round=$round $(cat "$W/kb.txt") $line"
+        done
+    done
+    # The whole process per probe: stdout vs Kafka vs Kafka + spool, at 10
+    # and 1,000 targets/s (HTTP /fixed, 1 s interval), interleaved per round.
+    # Probes counted from the shutdown stats line (it also has delivered).
+    note "## 5b. Kafka path per probe (\$PATH_S=$PATH_S s per run, rounds=$ROUNDS, interleaved)"
+    note "/usr/bin/time -v timeout -s TERM $PATH_S latency-logger -W 8 --splay 1 [-B \$KAFKA_PLAINTEXT -T path-R-N-S [--spool \$W/spool-R-N]] path-N.csv >/dev/null   # path-N.csv: N x '1, HTTP_BASE/fixed'"
+    say "5b. Kafka path per probe: $ROUNDS round(s) x {10, 1000} targets/s x {stdout, kafka, kafka+spool} x ${PATH_S} s"
+    for n in 10 1000; do
+        for i in $(seq "$n"); do printf '1, %s/fixed?%s\n' "$HTTP_BASE" "$i"; done >"$W/path-$n.csv"
+    done
+    for round in $(seq "$ROUNDS"); do
+        for n in 10 1000; do
+            for sink in stdout kafka spool; do
+                extra=()
+                if [ "$sink" != stdout ]; then
+                    topic=path-$round-$n-$sink
+                    "$KB" topic "$W/kafka" "$topic" 6 >>"$W/kafka-start.log" 2>&1 || continue
+                    extra=(-B "$BOOT" -T "$topic")
+                    [ "$sink" = spool ] && { rm -rf "$W/spool-path"; extra+=(--spool "$W/spool-path"); }
+                fi
+                t=$(tv timeout -s TERM "$PATH_S" "$BIN" -W 8 --splay 1 "${extra[@]}" "$W/path-$n.csv" 2>"$W/path.err")
+                raw "p5.path round=$round targets=$n sink=$sink $t $($TOOLS stats "$W/path.err")"
+            done
         done
     done
     "$KB" stop "$W/kafka" >/dev/null 2>&1 || true

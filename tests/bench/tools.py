@@ -142,6 +142,22 @@ def steady(path):
     )
 
 
+def stats(path):
+    """The last `stats:` line latency-logger logged (at shutdown) as key=value."""
+    import re
+    line = ""
+    with open(path, errors="replace") as f:
+        for l in f:
+            if "stats: probes" in l:
+                line = l
+    probes, _, records = line.partition(";")
+    # probes: done/failed/skipped; records: delivered/dropped (records also
+    # have a "failed", which must not overwrite the probes').
+    nums = dict((k, v) for v, k in re.findall(r"(\d+) (done|failed|skipped)", probes))
+    nums.update((k, v) for v, k in re.findall(r"(\d+) (delivered|dropped)", records))
+    print(" ".join(f"{k}={nums.get(k, 'nan')}" for k in ("done", "failed", "skipped", "delivered", "dropped")))
+
+
 def startup(runs, cmd):
     """exec -> first stderr line containing 'probing' (logged by pipeline::run right
     after the scheduler and worker threads are spawned), then SIGTERM and wait4."""
@@ -364,18 +380,60 @@ def summarize(d):
         w("Avro-encoded Reports keyed by URL (100 URLs), 6-partition topic, acks=all, linger 5 ms, idempotent; "
           "records/s from the first send to the last acknowledgement (OS figures from /usr/bin/time -v). "
           "Target: ≥ 50,000 records/s.\n")
-        w("| compression | rounds | records/s | Produce bytes/record | Avro bytes/record | CPU µs/record (whole process) | peak RSS | not delivered | target |")
-        w("|---|---|---|---|---|---|---|---|---|")
-        for comp in sorted({r.get("compression", "?") for r in measured}):
-            rs = [r for r in measured if r.get("compression") == comp]
+        w("Spool rows (`--spool DIR`, group commit every 1000 ms): `live` appends every record to the spool and the producer "
+          "reads it back from there, as the sink does; `replay` times only the delivery of RECORDS that a previous run "
+          "left in the spool. Disk bytes/record: `/proc/self/io` write_bytes over the run / records.\n")
+        w("| compression | spool | rounds | records/s | Produce bytes/record | Avro bytes/record | disk bytes/record | CPU µs/record (whole process) | peak RSS | not delivered | target |")
+        w("|---|---|---|---|---|---|---|---|---|---|---|")
+        kinds = sorted({(r.get("compression", "?"), r.get("spool", "off")) for r in measured})
+        for comp, spool in kinds:
+            rs = [r for r in measured if r.get("compression", "?") == comp and r.get("spool", "off") == spool]
             cpu = [(float(r["user_s"]) + float(r["sys_s"])) * 1e6 / max(int(r["delivered"]), 1) for r in rs]
             lost = sum(int(r["records"]) - int(r["delivered"]) for r in rs)
             rate = med(r["records_per_s"] for r in rs)
-            w(f"| {comp.lower()} | {len(rs)} | {mmm([r['records_per_s'] for r in rs])} | "
+            disk = [r["disk_write_bytes_per_record"] for r in rs if "disk_write_bytes_per_record" in r]
+            w(f"| {comp.lower()} | {spool} | {len(rs)} | {mmm([r['records_per_s'] for r in rs])} | "
               f"{mmm([r['bytes_per_record'] for r in rs], '{:.1f}')} | {mmm([r['avro_bytes_per_record'] for r in rs], '{:.1f}')} | "
+              f"{mmm(disk, '{:.1f}') if disk else '–'} | "
               f"{mmm(cpu, '{:.2f}')} | {mmm([int(r['maxrss_kib']) / 1024 for r in rs], '{:.1f}')} MiB | {lost} | "
               f"{verdict(rate >= 50_000 and lost == 0)} |")
     w("")
+
+    # ---- 5b. Kafka path per probe
+    path = by.get("p5.path", [])
+    if path:
+        w("### 5b. Kafka path per probe (whole process)\n")
+        w("N targets at 1 s (HTTP `/fixed` on loopback), `-W 8`, SIGTERM after the run; CPU = user+sys from "
+          "`time -v` / probes (done + failed + skipped, from the shutdown stats line); median (min–max) over rounds. "
+          "Added = median CPU/probe minus the stdout sink's at the same rate. "
+          "Targets (issue 10): the Kafka path, spool included, adds ≤ 50 µs per record at 10 targets/s and "
+          "≤ 20 µs at 1,000; whole process ≤ 8 MB RSS with 1,000 targets.\n")
+        w("| targets/s | sink | CPU µs/probe | added µs/probe | peak RSS | probes | delivered | target |")
+        w("|---|---|---|---|---|---|---|---|")
+
+        def per_probe(r):
+            n = sum(int(r.get(k, 0)) for k in ("done", "failed", "skipped") if r.get(k, "nan") != "nan")
+            return (float(r["user_s"]) + float(r["sys_s"])) * 1e6 / n if n else float("nan")
+
+        for n in ("10", "1000"):
+            base = med(per_probe(r) for r in path if r["targets"] == n and r["sink"] == "stdout")
+            for sink in ("stdout", "kafka", "spool"):
+                rs = [r for r in path if r["targets"] == n and r["sink"] == sink]
+                if not rs:
+                    continue
+                cpu = [per_probe(r) for r in rs]
+                added = med(cpu) - base
+                rss = [int(r["maxrss_kib"]) / 1024 for r in rs]
+                label = {"stdout": "stdout", "kafka": "Kafka", "spool": "Kafka + spool"}[sink]
+                if sink == "stdout":
+                    target = "–"
+                else:
+                    ok = added <= (50 if n == "10" else 20) and (n != "1000" or med(rss) <= 8)
+                    target = verdict(ok)
+                w(f"| {n} | {label} | {mmm(cpu, '{:.1f}')} | {'–' if sink == 'stdout' else f(added, '{:.1f}')} | "
+                  f"{mmm(rss, '{:.1f}')} MiB | {mmm([r.get('done') for r in rs])} | "
+                  f"{mmm([r.get('delivered') for r in rs]) if sink != 'stdout' else '–'} | {target} |")
+        w("")
 
     # ---- 6. start-up and size
     w("### 6. Start-up and binary size\n")
@@ -440,6 +498,8 @@ def main():
         llfid(a[1], a[2], int(a[3]))
     elif cmd == "count":
         count(a[1])
+    elif cmd == "stats":
+        stats(a[1])
     elif cmd == "steady":
         steady(a[1])
     elif cmd == "startup":

@@ -211,6 +211,9 @@ def main():
     ap.add_argument("--any-registered-schema", action="store_true",
                     help="with --registry and --schema: accept a registered schema that differs from --schema")
     ap.add_argument("--raw", action="store_true", help="do not decode; print value as hex")
+    ap.add_argument("--to-end", action="store_true",
+                    help="read every partition up to its high watermark at start, then exit 0 "
+                         "(--expect is ignored; for counting duplicates and losses)")
     ap.add_argument("--env", help="broker.sh env file")
     ap.add_argument("--listener", default="PLAINTEXT", help="with --env: which listener")
     ap.add_argument("--security-protocol")
@@ -278,6 +281,18 @@ def run(a, c, decode, deadline, errors):
             time.sleep(0.2)
     c.assign([TopicPartition(a.topic, p, OFFSET_BEGINNING) for p in parts])
 
+    # --to-end: partition -> high watermark still to reach
+    todo = None
+    if a.to_end:
+        todo = {}
+        for p in parts:
+            low, high = c.get_watermark_offsets(TopicPartition(a.topic, p),
+                                                timeout=max(1.0, deadline - time.monotonic()))
+            if high > low:
+                todo[p] = high
+        if not todo:
+            return 0
+
     got = 0
     extra_deadline = None
     while True:
@@ -327,6 +342,12 @@ def run(a, c, decode, deadline, errors):
                           "timestamp_ms": ts if ts_type != 0 else None, "value": out},
                          separators=(",", ":")), flush=True)
         got += 1
+        if todo is not None:
+            if msg.offset() + 1 >= todo.get(msg.partition(), 0):
+                todo.pop(msg.partition(), None)
+            if not todo:
+                return 0
+            continue
         if got == a.expect:
             if a.settle <= 0:
                 return 0

@@ -360,8 +360,14 @@ pub struct Registry {
 impl Registry {
     /// `auth`: Some("user:password") to require HTTP basic auth.
     pub fn start(auth: Option<&str>) -> Registry {
+        Self::start_on(0, auth)
+    }
+
+    /// On a given port (0 = any free one), e.g. one a client already uses.
+    pub fn start_on(port: u16, auth: Option<&str>) -> Registry {
         let mut cmd = Command::new(venv_python());
-        cmd.arg(support_dir().join("registry.py"));
+        cmd.arg(support_dir().join("registry.py"))
+            .args(["--port", &port.to_string()]);
         if let Some(a) = auth {
             cmd.args(["--auth", a]);
         }
