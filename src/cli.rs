@@ -12,7 +12,7 @@ pub const PASSWORD_ENV: &str = "LATENCY_LOGGER_SASL_PASSWORD";
 
 pub const USAGE: &str = "usage: latency-logger [-h] [-V] [-v] [--check] [-Q N] [-W N] [--connect-timeout S] \
 [--timeout S] [--follow-redirects] [--splay S] [--cacert FILE] [--stop-timeout S] [--flush-timeout S] \
-[--buffer N] [-B HOST:PORT[,...]] [-T TOPIC] [-S URL] [KAFKA OPTIONS] FILE";
+[--buffer N] [-B HOST:PORT[,...]] [-T TOPIC] [-S URL] [--source NAME] [--label K=V] [KAFKA OPTIONS] FILE";
 
 /// Upper bounds: beyond them a value is a typo, and would exhaust memory
 /// (the job queue is allocated whole) or threads.
@@ -221,6 +221,18 @@ const FLAGS: &[FlagDoc] = &[
         "Seconds between INFO lines counting probes and records (0 = off) [default: 300].",
     ),
     (
+        None,
+        "source",
+        Some("NAME"),
+        "Who probes, in every record's `source` field [default: the host name].",
+    ),
+    (
+        None,
+        "label",
+        Some("KEY=VALUE"),
+        "A label in every record's `labels` map, e.g. --label site=ams (repeatable).",
+    ),
+    (
         Some('X'),
         "producer-property",
         Some("KEY=VALUE"),
@@ -254,6 +266,8 @@ pub struct LowArgs {
     pub spool_sync_ms: Option<String>,
     pub spool_max_bytes: Option<String>,
     pub stats_interval: Option<String>,
+    pub source: Option<String>,
+    pub labels: Vec<String>,
     /// Kafka producer settings as librdkafka names them, in the order given,
     /// so dedicated flags and `-X` share one path and the last one wins.
     pub kafka: Vec<(String, String)>,
@@ -336,6 +350,8 @@ pub fn parse_low(args: impl IntoIterator<Item = OsString>) -> Result<LowArgs, Us
                 low.spool_max_bytes = Some(text(&mut p, "--spool-max-bytes")?)
             }
             Long("stats-interval") => low.stats_interval = Some(text(&mut p, "--stats-interval")?),
+            Long("source") => low.source = Some(text(&mut p, "--source")?),
+            Long("label") => low.labels.push(text(&mut p, "--label")?),
             Short('X') | Long("producer-property") => {
                 let kv = text(&mut p, "-X")?;
                 let Some((k, v)) = kv.split_once('=') else {
@@ -389,6 +405,53 @@ pub struct Config {
     pub kafka: Option<KafkaArgs>,
     /// Between INFO lines with counts; None = off.
     pub stats_interval: Option<Duration>,
+    /// Who probes (`source` in every record).
+    pub source: String,
+    /// `--label` pairs, keys unique, in the order given.
+    pub labels: Vec<(String, String)>,
+}
+
+/// Longest `--source` or label key/value accepted.
+const MAX_IDENTITY_LEN: usize = 256;
+
+/// This machine's host name, for `--source`'s default ("" if unknown).
+fn host_name() -> String {
+    ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// A `--source` or label part: printable text of bounded length.
+fn identity_text(v: &str, what: &str) -> Result<String, UsageError> {
+    if v.is_empty() || v.chars().count() > MAX_IDENTITY_LEN || v.chars().any(char::is_control) {
+        return Err(UsageError(format!(
+            "{what}: `{}` must be 1-{MAX_IDENTITY_LEN} printable characters",
+            crate::redact::value(v)
+        )));
+    }
+    Ok(v.to_string())
+}
+
+/// `--label KEY=VALUE` flags → pairs; keys unique.
+fn labels(raw: &[String]) -> Result<Vec<(String, String)>, UsageError> {
+    let mut out: Vec<(String, String)> = Vec::with_capacity(raw.len());
+    for kv in raw {
+        let Some((k, v)) = kv.split_once('=') else {
+            return Err(UsageError(format!(
+                "--label: expected KEY=VALUE, got `{}`",
+                crate::redact::value(kv)
+            )));
+        };
+        let k = identity_text(k.trim(), "--label key")?;
+        if out.iter().any(|(have, _)| *have == k) {
+            return Err(UsageError(format!("--label: key `{k}` given twice")));
+        }
+        let v = identity_text(v, "--label value")?;
+        out.push((k, v));
+    }
+    Ok(out)
 }
 
 /// Kafka sink settings, still in librdkafka's names for the producer to apply.
@@ -523,6 +586,11 @@ pub fn to_config(low: LowArgs, password_env: Option<String>) -> Result<Command, 
         "--flush-timeout",
     )?;
     let spool = spool_args(&low)?;
+    let source = match &low.source {
+        Some(s) => identity_text(s, "--source")?,
+        None => host_name(),
+    };
+    let labels = labels(&low.labels)?;
     let file = low
         .file
         .ok_or_else(|| UsageError("missing the targets FILE argument".to_string()))?;
@@ -614,6 +682,8 @@ pub fn to_config(low: LowArgs, password_env: Option<String>) -> Result<Command, 
         file,
         kafka,
         stats_interval,
+        source,
+        labels,
     });
     Ok(if low.check {
         Command::Check(config)
@@ -814,6 +884,33 @@ mod tests {
             k.properties
                 .contains(&("queue.buffering.max.messages".into(), "7".into()))
         );
+    }
+
+    #[test]
+    fn source_and_labels() {
+        let c = config(&[
+            "--source",
+            "edge-7",
+            "--label",
+            "site=ams",
+            "--label",
+            "uplink=lte",
+            "t.csv",
+        ]);
+        assert_eq!(c.source, "edge-7");
+        assert_eq!(
+            c.labels,
+            vec![
+                ("site".into(), "ams".into()),
+                ("uplink".into(), "lte".into())
+            ]
+        );
+        assert_eq!(config(&["t.csv"]).source, host_name());
+        assert!(err(&["--label", "site", "t.csv"]).contains("KEY=VALUE"));
+        assert!(err(&["--label", "a=1", "--label", "a=2", "t.csv"]).contains("given twice"));
+        assert!(err(&["--label", "=x", "t.csv"]).contains("--label key"));
+        assert!(err(&["--source", "", "t.csv"]).contains("--source"));
+        assert!(err(&["--source", "a\u{1b}b", "t.csv"]).contains("printable"));
     }
 
     #[test]

@@ -85,6 +85,8 @@ fn run() -> Result<ExitCode, Failure> {
     let sink: Arc<dyn Sink> = Arc::new(latency_logger::sink::Stamped::new(
         sink,
         config.stats_interval,
+        &config.source,
+        &config.labels,
     ));
     let settings = Settings {
         workers: config.workers,

@@ -2,6 +2,7 @@
 //! JSON line form and its Avro form (schema in `src/report.avsc`).
 
 use std::fmt;
+use std::sync::Arc;
 
 /// Why a probe produced no (complete) response: a closed list, named by the
 /// phase that failed (documented in the README and in `report.avsc`).
@@ -66,7 +67,14 @@ pub struct Report {
     pub lateness: f64,
     /// Unique per probe (see `crate::sink::Stamped`); empty until stamped.
     pub id: String,
+    /// Who probed (`--source`, default the host name); stamped with `id`.
+    pub source: Arc<str>,
+    /// `--label KEY=VALUE` pairs, keys unique, in the order given.
+    pub labels: Labels,
 }
+
+/// Labels shared by every report of a run (one allocation, not one per report).
+pub type Labels = Arc<[(String, String)]>;
 
 /// The Avro schema of `Report`, from the source tree.
 pub const SCHEMA_JSON: &str = include_str!("report.avsc");
@@ -97,7 +105,7 @@ impl Report {
             "{{\"url\":{},\"code\":{},\"timestamp\":{},\"namelookup\":{},\"connect\":{},\
              \"appconnect\":{},\"pretransfer\":{},\"starttransfer\":{},\"total\":{},\
              \"size_download\":{},\"remote_ip\":{},\"http_version\":{},\"error_kind\":{},\
-             \"error\":{},\"scheduled\":{},\"lateness\":{},\"id\":{}}}",
+             \"error\":{},\"scheduled\":{},\"lateness\":{},\"id\":{},\"source\":{},\"labels\":{{{}}}}}",
             s(&self.url),
             self.code,
             num(self.timestamp),
@@ -115,6 +123,12 @@ impl Report {
             num(self.scheduled),
             num(self.lateness),
             s(&self.id),
+            s(&self.source),
+            self.labels
+                .iter()
+                .map(|(k, v)| format!("{}:{}", s(k), s(v)))
+                .collect::<Vec<_>>()
+                .join(","),
         );
     }
 
@@ -146,6 +160,16 @@ impl Report {
             ("scheduled".into(), Value::Double(self.scheduled)),
             ("lateness".into(), Value::Double(self.lateness)),
             ("id".into(), Value::String(self.id.clone())),
+            ("source".into(), Value::String(self.source.to_string())),
+            (
+                "labels".into(),
+                Value::Map(
+                    self.labels
+                        .iter()
+                        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                        .collect(),
+                ),
+            ),
         ])
     }
 }
@@ -240,7 +264,52 @@ mod tests {
             scheduled: 1_700_000_000.0,
             lateness: 0.25,
             id: "0123456789abcdef-7".to_string(),
+            source: "edge-7".into(),
+            labels: vec![
+                ("site".to_string(), "ams \"1\"".to_string()),
+                ("uplink".to_string(), "lte".to_string()),
+            ]
+            .into(),
         }
+    }
+
+    /// The schema without its last `drop` fields: what an earlier version wrote.
+    fn earlier_schema(drop: usize) -> apache_avro::Schema {
+        let mut v: serde_json::Value = serde_json::from_str(SCHEMA_JSON).expect("schema JSON");
+        let fields = v["fields"].as_array_mut().expect("fields");
+        fields.truncate(fields.len() - drop);
+        apache_avro::Schema::parse(&v).expect("earlier schema")
+    }
+
+    #[test]
+    fn schema_reads_and_is_read_by_its_earlier_versions() {
+        use apache_avro::schema_compatibility::SchemaCompatibility;
+        let now = parse_schema().expect("schema");
+        // Before source/labels, before id, and the original tool's nine fields.
+        let total = now.canonical_form().matches("\"name\"").count();
+        for drop in [2, 3, total - 1 - 9] {
+            let before = earlier_schema(drop);
+            assert!(
+                SchemaCompatibility::mutual_read(&before, &now).is_ok(),
+                "not compatible both ways with {drop} fields fewer"
+            );
+        }
+        // And a record written now decodes with the earlier reader (and back).
+        let enc = AvroEncoder::new(Framing::SingleObject).expect("encoder");
+        let bytes = enc.encode(&sample()).expect("encode");
+        let before = earlier_schema(2);
+        let reader = apache_avro::reader::datum::GenericDatumReader::builder(&now)
+            .reader_schema(&before)
+            .build()
+            .expect("reader");
+        let value = reader
+            .read_value(&mut &bytes[10..])
+            .expect("old reader decodes a new record");
+        let apache_avro::types::Value::Record(fields) = value else {
+            panic!("not a record")
+        };
+        assert_eq!(fields.len(), 17);
+        assert_eq!(fields[16].0, "id");
     }
 
     #[test]
@@ -253,6 +322,9 @@ mod tests {
         assert_eq!(v["code"], 200);
         assert_eq!(v["total"], 0.25);
         assert_eq!(v["error_kind"], serde_json::Value::Null);
+        assert_eq!(v["source"], "edge-7");
+        assert_eq!(v["labels"]["site"], "ams \"1\"");
+        assert_eq!(v["labels"]["uplink"], "lte");
         let schema: serde_json::Value = serde_json::from_str(SCHEMA_JSON).expect("schema JSON");
         let names: Vec<&str> = schema["fields"]
             .as_array()

@@ -215,3 +215,37 @@ fn second_signal_exits_at_once_with_130() {
     let status = wait(&mut child, Duration::from_secs(5));
     assert_eq!(status.code(), Some(130));
 }
+
+#[test]
+fn every_record_says_who_probed() {
+    let http = HttpServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("t.csv");
+    std::fs::write(&csv, format!("0.1, {}\n", http.url("/fixed"))).expect("write");
+    let mut child = spawn(&[
+        "--source",
+        "edge-7",
+        "--label",
+        "site=ams",
+        "--label",
+        "uplink=lte 2",
+        csv.to_str().expect("path"),
+    ]);
+    std::thread::sleep(Duration::from_millis(450));
+    signal(&child, "-TERM");
+    let status = wait(&mut child, Duration::from_secs(10));
+    let (out, err) = read_all(&mut child);
+    assert_eq!(status.code(), Some(0), "{err}");
+    let records = parse_lines(&out);
+    assert!(records.len() >= 3, "{out}");
+    let mut ids = std::collections::HashSet::new();
+    for r in &records {
+        assert_eq!(r["source"], "edge-7", "{r}");
+        assert_eq!(
+            r["labels"],
+            serde_json::json!({"site": "ams", "uplink": "lte 2"}),
+            "{r}"
+        );
+        assert!(ids.insert(r["id"].as_str().expect("id").to_string()), "{r}");
+    }
+}

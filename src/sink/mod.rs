@@ -64,6 +64,8 @@ impl Sink for Tee {
 pub struct Stamped {
     inner: Arc<dyn Sink>,
     prefix: String,
+    source: Arc<str>,
+    labels: crate::report::Labels,
     probes: Arc<ProbeCounts>,
     stop: Mutex<Option<crossbeam_channel::Sender<()>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -77,7 +79,13 @@ struct ProbeCounts {
 }
 
 impl Stamped {
-    pub fn new(inner: Arc<dyn Sink>, stats_every: Option<Duration>) -> Stamped {
+    /// `source` and `labels` go into every report (the prober's identity).
+    pub fn new(
+        inner: Arc<dyn Sink>,
+        stats_every: Option<Duration>,
+        source: &str,
+        labels: &[(String, String)],
+    ) -> Stamped {
         let probes = Arc::new(ProbeCounts::default());
         let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
         let thread = stats_every.and_then(|every| {
@@ -97,6 +105,8 @@ impl Stamped {
         Stamped {
             inner,
             prefix: format!("{:016x}", random_u64()),
+            source: source.into(),
+            labels: labels.into(),
             probes,
             stop: Mutex::new(Some(stop_tx)),
             thread: Mutex::new(thread),
@@ -136,6 +146,8 @@ impl Sink for Stamped {
         if report.id.is_empty() {
             report.id = format!("{}-{n}", self.prefix);
         }
+        report.source = self.source.clone();
+        report.labels = self.labels.clone();
         self.inner.emit(report);
     }
 
@@ -191,8 +203,9 @@ mod tests {
     #[test]
     fn stamped_gives_unique_ids_with_a_per_run_prefix_and_counts_probes() {
         let keep = Arc::new(Keep::default());
-        let a = Stamped::new(keep.clone(), None);
-        let b = Stamped::new(Arc::new(Keep::default()), None);
+        let labels = [("site".to_string(), "ams".to_string())];
+        let a = Stamped::new(keep.clone(), None, "edge-7", &labels);
+        let b = Stamped::new(Arc::new(Keep::default()), None, "", &[]);
         assert_ne!(a.prefix, b.prefix, "two runs share an id prefix");
         a.emit(Report::default());
         a.emit(Report::skipped("http://x/", 1.0, 2.0, "queue full"));
@@ -217,6 +230,11 @@ mod tests {
             "{ids:?}"
         );
         assert_eq!(ids[3], "kept");
+        let kept = keep.0.lock().unwrap();
+        assert!(
+            kept.iter()
+                .all(|r| &*r.source == "edge-7" && r.labels[..] == labels)
+        );
         assert_eq!(a.prefix.len(), 16);
         assert_eq!(
             stats_line(&a.probes, None),

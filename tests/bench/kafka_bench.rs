@@ -213,6 +213,8 @@ fn report(url: &str, timestamp: f64, i: u64) -> Report {
         scheduled: timestamp - 0.000_1,
         lateness: 0.000_1,
         id: format!("0123456789abcdef-{i}"),
+        source: "edge-device-42".into(),
+        labels: vec![("site".to_string(), "ams".to_string())].into(),
     }
 }
 

@@ -60,6 +60,8 @@ fn sample_report() -> Report {
         scheduled: 1_764_300_000.1,
         lateness: 0.000_123,
         id: "0123456789abcdef-123456".into(),
+        source: "edge-device-42".into(),
+        labels: vec![("site".to_string(), "ams".to_string())].into(),
     }
 }
 
