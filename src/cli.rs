@@ -2,8 +2,11 @@
 //! validated into one `Config` the rest of the program runs from. Help text
 //! lives next to each flag in `FLAGS`.
 
+use crate::expect::StatusSet;
+use crate::targets::{Spec, header};
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Environment variable holding the SASL password (never a plain flag: argv is
@@ -75,6 +78,18 @@ const FLAGS: &[FlagDoc] = &[
         "follow-redirects",
         None,
         "Follow HTTP redirects (default: report the 3xx itself).",
+    ),
+    (
+        None,
+        "expect",
+        Some("CODES"),
+        "Status codes that count as success, e.g. 200-299|301; a target's expect= wins [default: 200-399].",
+    ),
+    (
+        None,
+        "header",
+        Some("'NAME: VALUE'"),
+        "Header sent with every probe (repeatable; a target's header= of the same name wins). Values are never logged.",
     ),
     (
         None,
@@ -268,6 +283,8 @@ pub struct LowArgs {
     pub stats_interval: Option<String>,
     pub source: Option<String>,
     pub labels: Vec<String>,
+    pub expect: Option<String>,
+    pub headers: Vec<String>,
     /// Kafka producer settings as librdkafka names them, in the order given,
     /// so dedicated flags and `-X` share one path and the last one wins.
     pub kafka: Vec<(String, String)>,
@@ -351,6 +368,8 @@ pub fn parse_low(args: impl IntoIterator<Item = OsString>) -> Result<LowArgs, Us
             }
             Long("stats-interval") => low.stats_interval = Some(text(&mut p, "--stats-interval")?),
             Long("source") => low.source = Some(text(&mut p, "--source")?),
+            Long("expect") => low.expect = Some(text(&mut p, "--expect")?),
+            Long("header") => low.headers.push(text(&mut p, "--header")?),
             Long("label") => low.labels.push(text(&mut p, "--label")?),
             Short('X') | Long("producer-property") => {
                 let kv = text(&mut p, "-X")?;
@@ -409,6 +428,8 @@ pub struct Config {
     pub source: String,
     /// `--label` pairs, keys unique, in the order given.
     pub labels: Vec<(String, String)>,
+    /// What a target line does not say (`--expect`, `--header`).
+    pub defaults: Arc<Spec>,
 }
 
 /// Longest `--source` or label key/value accepted.
@@ -591,6 +612,18 @@ pub fn to_config(low: LowArgs, password_env: Option<String>) -> Result<Command, 
         None => host_name(),
     };
     let labels = labels(&low.labels)?;
+    let mut defaults = Spec::default();
+    if let Some(e) = &low.expect {
+        defaults.expect = StatusSet::parse(e).map_err(|e| UsageError(format!("--expect: {e}")))?;
+    }
+    for h in &low.headers {
+        let (name, value) = header(h).map_err(|e| UsageError(format!("--header: {e}")))?;
+        defaults
+            .headers
+            .retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
+        defaults.headers.push((name, value));
+    }
+    let defaults = Arc::new(defaults);
     let file = low
         .file
         .ok_or_else(|| UsageError("missing the targets FILE argument".to_string()))?;
@@ -684,6 +717,7 @@ pub fn to_config(low: LowArgs, password_env: Option<String>) -> Result<Command, 
         stats_interval,
         source,
         labels,
+        defaults,
     });
     Ok(if low.check {
         Command::Check(config)
@@ -884,6 +918,21 @@ mod tests {
             k.properties
                 .contains(&("queue.buffering.max.messages".into(), "7".into()))
         );
+    }
+
+    #[test]
+    fn expect_and_header_defaults() {
+        let c = config(&[
+            "--expect", "200|204", "--header", "X-A: 1", "--header", "x-a: 2", "t.csv",
+        ]);
+        assert_eq!(c.defaults.expect.to_string(), "200|204");
+        assert_eq!(
+            c.defaults.headers,
+            vec![("x-a".to_string(), "2".to_string())]
+        );
+        assert!(err(&["--expect", "ok", "t.csv"]).starts_with("--expect: `ok`"));
+        let e = err(&["--header", "X-Token: a\u{7f}secret", "t.csv"]);
+        assert!(e.contains("--header") && !e.contains("secret"), "{e}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! latency-logger library: the modules behind the binary, public so tests reach them.
 pub mod cli;
+pub mod expect;
 pub mod kafka;
 pub mod logging;
 pub mod pipeline;

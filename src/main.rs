@@ -63,8 +63,8 @@ fn run() -> Result<ExitCode, Failure> {
     let (events_tx, events) = crossbeam_channel::unbounded::<Event>();
     shutdown::watch_signals(events_tx.clone())
         .map_err(|e| Failure::Runtime(format!("cannot install signal handlers: {e}")))?;
-    let file = config.file.clone();
-    let load: pipeline::Loader = Arc::new(move || targets::load(&file));
+    let (file, defaults) = (config.file.clone(), config.defaults.clone());
+    let load: pipeline::Loader = Arc::new(move || targets::load(&file, &defaults));
     let Some(loaded) = startup::load_targets(&load, &events) else {
         log::info!("stopped during start-up");
         return Ok(ExitCode::SUCCESS);

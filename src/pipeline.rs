@@ -79,13 +79,24 @@ impl Overflow for Shared {
     fn queue_full(&self, job: Job) {
         let url = &job.target.url.shown;
         log::debug!("{url}: job queue full, probe skipped");
-        self.sink.emit(Report::skipped(
-            url,
-            self.clock.wall(job.deadline),
-            wall_now(),
+        self.sink.emit(skipped(
+            &job,
+            &self.clock,
             "job queue full (all workers busy)",
         ));
     }
+}
+
+/// The report for a job never probed, named as its target is.
+fn skipped(job: &Job, clock: &Clock, why: &str) -> Report {
+    let mut report = Report::skipped(
+        &job.target.url.shown,
+        clock.wall(job.deadline),
+        wall_now(),
+        why,
+    );
+    report.name.clone_from(&job.target.spec.name);
+    report
 }
 
 /// What a worker is doing, visible to the main thread at shutdown.
@@ -205,6 +216,7 @@ pub fn run(
                 .progress
                 .interrupted(&running.job.target.url.shown, &why);
             report.scheduled = shared.clock.wall(running.job.deadline);
+            report.name.clone_from(&running.job.target.spec.name);
             report.lateness = (report.timestamp - report.scheduled).max(0.0);
             shared.sink.emit(report);
         }
@@ -215,13 +227,9 @@ pub fn run(
     }
     // Jobs the abandoned workers never took: skipped, like any job queued at a stop.
     for job in jobs_rx.try_iter() {
-        let scheduled = shared.clock.wall(job.deadline);
-        shared.sink.emit(Report::skipped(
-            &job.target.url.shown,
-            scheduled,
-            wall_now(),
-            "shutting down",
-        ));
+        shared
+            .sink
+            .emit(skipped(&job, &shared.clock, "shutting down"));
     }
     drop(jobs_rx);
     if interrupted > 0 {
@@ -329,12 +337,9 @@ fn work(
             if s.abandoned {
                 return;
             }
-            shared.sink.emit(Report::skipped(
-                &url.shown,
-                scheduled,
-                wall_now(),
-                "shutting down",
-            ));
+            shared
+                .sink
+                .emit(skipped(&job, &shared.clock, "shutting down"));
             continue;
         }
         let progress = Progress::default();
@@ -349,8 +354,11 @@ fn work(
             });
         }
         let started = Instant::now();
-        let mut report = prober.probe_with(&url.request, &progress);
+        let spec = &job.target.spec;
+        let mut report = prober.probe_with(&url.request, spec, &progress);
         report.url.clone_from(&url.shown);
+        crate::expect::judge(&mut report, &spec.expect);
+        report.name.clone_from(&spec.name);
         report.scheduled = scheduled;
         report.lateness = started
             .saturating_duration_since(job.deadline)

@@ -41,6 +41,7 @@ use ureq::{Agent, Error, Timeout};
 
 use crate::redact;
 use crate::report::{ErrorKind, Report};
+use crate::targets::Spec;
 use crate::wire_body::WireBody;
 
 /// Redirect limit when following: libcurl's default CURLOPT_MAXREDIRS (30).
@@ -153,16 +154,17 @@ impl Prober {
     /// Report with `error_kind` and `error`. `scheduled`/`lateness` stay 0.
     /// The report's `url` has any credentials hidden.
     pub fn probe(&self, url: &str) -> Report {
-        self.probe_with(url, &Progress::default())
+        self.probe_with(url, &Spec::default(), &Progress::default())
     }
 
     /// As [`Prober::probe`], recording its progress in `progress` so that
     /// another thread can report it ([`Progress::interrupted`]) if it hangs.
-    pub fn probe_with(&self, url: &str, progress: &Progress) -> Report {
+    /// `spec` says the method, the headers and the time limit.
+    pub fn probe_with(&self, url: &str, spec: &Spec, progress: &Progress) -> Report {
         let timestamp = wall_now();
         let start = Instant::now();
         let guard = CtxGuard::install(progress, Ctx::new(start, timestamp, self.connect_timeout));
-        let outcome = self.exchange(url);
+        let outcome = self.exchange(url, spec);
         let total = start.elapsed().as_secs_f64();
         let ctx = guard.take();
 
@@ -196,13 +198,30 @@ impl Prober {
         report
     }
 
-    fn exchange(&self, url: &str) -> Result<Exchanged, Failure> {
-        let response = self.agent.get(url).call().map_err(|error| Failure {
+    fn exchange(&self, url: &str, spec: &Spec) -> Result<Exchanged, Failure> {
+        use ureq::RequestExt;
+        let fail = |error| Failure {
             error,
             code: None,
             version: None,
             size: 0,
-        })?;
+        };
+        let mut request = ureq::http::Request::builder()
+            .method(spec.method.clone())
+            .uri(url);
+        for (name, value) in &spec.headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let request = request.body(()).map_err(|e| fail(Error::Http(e)))?;
+        let response = match spec.timeout {
+            None => request.with_agent(&self.agent).run(),
+            Some(t) => request
+                .with_agent(&self.agent)
+                .configure()
+                .timeout_global(Some(t.min(MAX_TIMEOUT)))
+                .run(),
+        }
+        .map_err(fail)?;
         set_phase(Phase::Body);
         let code = response.status().as_u16();
         let version = version_str(response.version());

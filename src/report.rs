@@ -18,6 +18,8 @@ pub enum ErrorKind {
     Skipped,
     /// In flight when the stop bound (`--stop-timeout`) ran out: timings so far.
     Interrupted,
+    /// A response arrived but an expectation did not hold (status not expected).
+    Expectation,
 }
 
 impl ErrorKind {
@@ -31,6 +33,7 @@ impl ErrorKind {
             ErrorKind::Http => "http",
             ErrorKind::Skipped => "skipped",
             ErrorKind::Interrupted => "interrupted",
+            ErrorKind::Expectation => "expectation",
         }
     }
 }
@@ -71,6 +74,11 @@ pub struct Report {
     pub source: Arc<str>,
     /// `--label KEY=VALUE` pairs, keys unique, in the order given.
     pub labels: Labels,
+    /// A response arrived and every expectation held; None until judged
+    /// (stamped from `error_kind` with `id`).
+    pub success: Option<bool>,
+    /// The target's `name=` option.
+    pub name: Option<String>,
 }
 
 /// Labels shared by every report of a run (one allocation, not one per report).
@@ -105,7 +113,7 @@ impl Report {
             "{{\"url\":{},\"code\":{},\"timestamp\":{},\"namelookup\":{},\"connect\":{},\
              \"appconnect\":{},\"pretransfer\":{},\"starttransfer\":{},\"total\":{},\
              \"size_download\":{},\"remote_ip\":{},\"http_version\":{},\"error_kind\":{},\
-             \"error\":{},\"scheduled\":{},\"lateness\":{},\"id\":{},\"source\":{},\"labels\":{{{}}}}}",
+             \"error\":{},\"scheduled\":{},\"lateness\":{},\"id\":{},\"source\":{},\"labels\":{{{}}},\"success\":{},\"name\":{}}}",
             s(&self.url),
             self.code,
             num(self.timestamp),
@@ -129,6 +137,9 @@ impl Report {
                 .map(|(k, v)| format!("{}:{}", s(k), s(v)))
                 .collect::<Vec<_>>()
                 .join(","),
+            self.success
+                .map_or("null", |b| if b { "true" } else { "false" }),
+            opt(self.name.as_deref()),
         );
     }
 
@@ -170,6 +181,14 @@ impl Report {
                         .collect(),
                 ),
             ),
+            (
+                "success".into(),
+                match self.success {
+                    None => Value::Union(0, Box::new(Value::Null)),
+                    Some(b) => Value::Union(1, Box::new(Value::Boolean(b))),
+                },
+            ),
+            ("name".into(), opt(self.name.as_deref())),
         ])
     }
 }
@@ -270,6 +289,8 @@ mod tests {
                 ("uplink".to_string(), "lte".to_string()),
             ]
             .into(),
+            success: Some(true),
+            name: Some("edge api".into()),
         }
     }
 
@@ -286,8 +307,9 @@ mod tests {
         use apache_avro::schema_compatibility::SchemaCompatibility;
         let now = parse_schema().expect("schema");
         // Before source/labels, before id, and the original tool's nine fields.
-        let total = now.canonical_form().matches("\"name\"").count();
-        for drop in [2, 3, total - 1 - 9] {
+        let json: serde_json::Value = serde_json::from_str(SCHEMA_JSON).expect("schema JSON");
+        let total = json["fields"].as_array().expect("fields").len();
+        for drop in [2, 4, 5, total - 9] {
             let before = earlier_schema(drop);
             assert!(
                 SchemaCompatibility::mutual_read(&before, &now).is_ok(),
@@ -297,7 +319,7 @@ mod tests {
         // And a record written now decodes with the earlier reader (and back).
         let enc = AvroEncoder::new(Framing::SingleObject).expect("encoder");
         let bytes = enc.encode(&sample()).expect("encode");
-        let before = earlier_schema(2);
+        let before = earlier_schema(4);
         let reader = apache_avro::reader::datum::GenericDatumReader::builder(&now)
             .reader_schema(&before)
             .build()
@@ -325,6 +347,8 @@ mod tests {
         assert_eq!(v["source"], "edge-7");
         assert_eq!(v["labels"]["site"], "ams \"1\"");
         assert_eq!(v["labels"]["uplink"], "lte");
+        assert_eq!(v["success"], true);
+        assert_eq!(v["name"], "edge api");
         let schema: serde_json::Value = serde_json::from_str(SCHEMA_JSON).expect("schema JSON");
         let names: Vec<&str> = schema["fields"]
             .as_array()

@@ -3,7 +3,7 @@
 //! list without losing the phase of the targets kept, and the thread loop that
 //! sleeps until the earliest deadline and hands due jobs to the workers.
 
-use crate::targets::Target;
+use crate::targets::{Spec, Target};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -52,9 +52,10 @@ fn splay_offset(splay: Duration, i: usize, n: usize) -> Duration {
     Duration::from_nanos(u64::try_from(offset).unwrap_or(u64::MAX))
 }
 
-/// A target's identity across reloads: the same URL probed at the same interval.
-fn identity(t: &Target) -> (&str, Duration) {
-    (&t.url.request, t.interval)
+/// A target's identity across reloads: the same URL probed at the same
+/// interval in the same way (method, headers, expectations).
+fn identity(t: &Target) -> (&str, Duration, &Spec) {
+    (&t.url.request, t.interval, &t.spec)
 }
 
 impl Schedule {
@@ -82,7 +83,7 @@ impl Schedule {
             next[*i] = Some(*at);
         }
         // Several lines may name the same URL and interval: match them in order.
-        let mut old: HashMap<(&str, Duration), VecDeque<usize>> = HashMap::new();
+        let mut old: HashMap<(&str, Duration, &Spec), VecDeque<usize>> = HashMap::new();
         for (i, t) in self.targets.iter().enumerate() {
             old.entry(identity(t)).or_default().push_back(i);
         }
@@ -187,6 +188,7 @@ mod tests {
         Target {
             interval,
             url: crate::url::parse(url).expect("url"),
+            spec: Arc::new(Spec::default()),
             line: 0,
         }
     }

@@ -1,12 +1,16 @@
-//! The targets file: `interval_seconds, URL` per line → validated `Target`s.
+//! The targets file: `interval_seconds, URL[, key=value …]` per line →
+//! validated `Target`s. Options after the URL (`method=`, `header=`,
+//! `expect=`, `timeout=`, `name=`) override the flags' defaults for that line.
 //!
 //! A bad file is rejected as a whole, with every bad line listed as
 //! `FILE:LINE: what is wrong`, so an operator fixes it in one pass.
 
+use crate::expect::StatusSet;
 use crate::redact;
 use crate::url::{self, TargetUrl};
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Shortest interval accepted: below this the probe itself would dominate.
@@ -17,11 +21,42 @@ const MAX_INTERVAL: f64 = 366.0 * 86_400.0;
 /// Bad lines listed at most; beyond this a count is given instead.
 const MAX_PROBLEMS: usize = 1000;
 
+/// How one target is requested and judged. Targets without options share
+/// the defaults' `Arc` (a million targets, one `Spec`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Spec {
+    pub method: ureq::http::Method,
+    /// Sent with every request; values may be secret (never logged).
+    pub headers: Vec<(String, String)>,
+    /// Status codes that count as success.
+    pub expect: StatusSet,
+    /// Whole-probe limit for this target; None = `--timeout`.
+    pub timeout: Option<Duration>,
+    /// A label for the target (`name` in its records).
+    pub name: Option<String>,
+}
+
+impl Default for Spec {
+    fn default() -> Self {
+        Spec {
+            method: ureq::http::Method::GET,
+            headers: Vec::new(),
+            expect: StatusSet::default(),
+            timeout: None,
+            name: None,
+        }
+    }
+}
+
+/// Option keys a line may carry after the URL.
+const OPTION_KEYS: &str = "method, header, expect, timeout, name";
+
 /// One URL to probe and how often.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub interval: Duration,
     pub url: TargetUrl,
+    pub spec: Arc<Spec>,
     /// Line in the targets file, for messages.
     pub line: u64,
 }
@@ -40,11 +75,11 @@ impl fmt::Display for TargetsError {
 
 impl std::error::Error for TargetsError {}
 
-/// Reads and parses the targets file at `path`.
-pub fn load(path: &Path) -> Result<Vec<Target>, TargetsError> {
+/// Reads and parses the targets file at `path`; lines without options get `defaults`.
+pub fn load(path: &Path, defaults: &Arc<Spec>) -> Result<Vec<Target>, TargetsError> {
     let name = path.display().to_string();
     match std::fs::read(path) {
-        Ok(bytes) => parse(&name, &bytes),
+        Ok(bytes) => parse_with(&name, &bytes, defaults),
         Err(e) => Err(TargetsError {
             problems: vec![format!("{name}: cannot read targets file: {e}")],
         }),
@@ -56,6 +91,15 @@ pub fn load(path: &Path) -> Result<Vec<Target>, TargetsError> {
 /// Each line is parsed as one CSV record: a URL never spans lines, and
 /// splitting first gives exact line numbers (csv's own counter skips comments).
 pub fn parse(name: &str, bytes: &[u8]) -> Result<Vec<Target>, TargetsError> {
+    parse_with(name, bytes, &Arc::new(Spec::default()))
+}
+
+/// As [`parse`], with `defaults` for what a line does not say.
+pub fn parse_with(
+    name: &str,
+    bytes: &[u8],
+    defaults: &Arc<Spec>,
+) -> Result<Vec<Target>, TargetsError> {
     let name = redact::value(name);
     // Windows editors start UTF-8 files with a byte order mark.
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
@@ -76,10 +120,11 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<Vec<Target>, TargetsError> {
         if text.is_empty() || text[0] == b'#' {
             continue;
         }
-        match parse_line(text) {
-            Ok((interval, url)) => targets.push(Target {
+        match parse_line(text, defaults) {
+            Ok((interval, url, spec)) => targets.push(Target {
                 interval,
                 url,
+                spec,
                 line,
             }),
             Err(_) if problems.len() >= MAX_PROBLEMS => more += 1,
@@ -102,7 +147,10 @@ pub fn parse(name: &str, bytes: &[u8]) -> Result<Vec<Target>, TargetsError> {
 }
 
 /// One non-blank, non-comment line → (interval, URL) or the reason it is bad.
-fn parse_line(text: &[u8]) -> Result<(Duration, TargetUrl), String> {
+fn parse_line(
+    text: &[u8],
+    defaults: &Arc<Spec>,
+) -> Result<(Duration, TargetUrl, Arc<Spec>), String> {
     // Most lines have no quotes: split them directly. Building a csv reader
     // per line costs ~30 µs, which is 30 s for a million targets.
     if text.contains(&b'"') {
@@ -117,15 +165,18 @@ fn parse_line(text: &[u8]) -> Result<(Duration, TargetUrl), String> {
             Ok(false) => return Err("empty record".to_string()),
             Err(e) => return Err(format!("unreadable CSV: {e}")),
         }
-        return check_fields(&record.iter().collect::<Vec<_>>());
+        return check_fields(&record.iter().collect::<Vec<_>>(), defaults);
     }
     let fields: Vec<&[u8]> = text.split(|&b| b == b',').map(<[u8]>::trim_ascii).collect();
-    check_fields(&fields)
+    check_fields(&fields, defaults)
 }
 
-/// The fields of one record → (interval, URL) or the reason they are bad.
-fn check_fields(fields: &[&[u8]]) -> Result<(Duration, TargetUrl), String> {
-    if fields.len() != 2 {
+/// The fields of one record → (interval, URL, spec) or the reason they are bad.
+fn check_fields(
+    fields: &[&[u8]],
+    defaults: &Arc<Spec>,
+) -> Result<(Duration, TargetUrl, Arc<Spec>), String> {
+    if fields.len() < 2 {
         return Err(format!(
             "expected 2 fields `interval_seconds, URL`, found {}",
             fields.len()
@@ -136,7 +187,102 @@ fn check_fields(fields: &[&[u8]]) -> Result<(Duration, TargetUrl), String> {
     let url = std::str::from_utf8(fields[1])
         .map_err(|_| format!("URL `{}` is not valid UTF-8", redact::bytes(fields[1])))?;
     let interval = parse_interval(interval)?;
-    Ok((interval, url::parse(url)?))
+    let url = url::parse(url)?;
+    let spec = if fields.len() == 2 {
+        defaults.clone()
+    } else {
+        Arc::new(options(&fields[2..], defaults)?)
+    };
+    Ok((interval, url, spec))
+}
+
+/// `key=value` fields after the URL, on top of the defaults.
+fn options(fields: &[&[u8]], defaults: &Spec) -> Result<Spec, String> {
+    let mut spec = defaults.clone();
+    let mut seen: Vec<&str> = Vec::new();
+    for raw in fields {
+        let text = std::str::from_utf8(raw)
+            .map_err(|_| format!("option `{}` is not valid UTF-8", redact::bytes(raw)))?;
+        let Some((key, value)) = text.split_once('=') else {
+            return Err(format!(
+                "expected key=value after the URL ({OPTION_KEYS}), found `{}`",
+                redact::value(text)
+            ));
+        };
+        let (key, value) = (key.trim(), value.trim());
+        if key != "header" {
+            if seen.contains(&key) {
+                return Err(format!("option `{}` given twice", redact::value(key)));
+            }
+            seen.push(key);
+        }
+        match key {
+            "method" => {
+                if value.is_empty() || !value.bytes().all(|b| b.is_ascii_alphabetic()) {
+                    return Err(format!(
+                        "method `{}` is not an HTTP method (e.g. GET, HEAD)",
+                        redact::value(value)
+                    ));
+                }
+                spec.method = ureq::http::Method::from_bytes(value.to_ascii_uppercase().as_bytes())
+                    .map_err(|_| format!("method `{}` is not valid", redact::value(value)))?;
+            }
+            "header" => {
+                let (name, val) = header(value)?;
+                // A line's header replaces a default one of the same name.
+                spec.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
+                spec.headers.push((name, val));
+            }
+            "expect" => {
+                spec.expect = StatusSet::parse(value).map_err(|e| format!("expect: {e}"))?
+            }
+            "timeout" => {
+                let t = parse_interval(value).map_err(|e| format!("timeout: {e}"))?;
+                spec.timeout = Some(t);
+            }
+            "name" => {
+                if value.is_empty()
+                    || value.chars().count() > 256
+                    || value.chars().any(char::is_control)
+                {
+                    return Err(format!(
+                        "name `{}` must be 1-256 printable characters",
+                        redact::value(value)
+                    ));
+                }
+                spec.name = Some(value.to_string());
+            }
+            _ => {
+                return Err(format!(
+                    "unknown option `{}` (known: {OPTION_KEYS})",
+                    redact::value(key)
+                ));
+            }
+        }
+    }
+    Ok(spec)
+}
+
+/// `Name: value` → a valid header name and value. The value is never quoted
+/// in messages: it may be a token.
+pub fn header(text: &str) -> Result<(String, String), String> {
+    let Some((name, value)) = text.split_once(':') else {
+        return Err("header must be `Name: value`".to_string());
+    };
+    let (name, value) = (name.trim(), value.trim());
+    if ureq::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+        return Err(format!(
+            "header name `{}` is not valid",
+            redact::value(name)
+        ));
+    }
+    if ureq::http::HeaderValue::from_str(value).is_err() {
+        return Err(format!(
+            "header `{}`: its value has characters a header cannot carry",
+            redact::value(name)
+        ));
+    }
+    Ok((name.to_string(), value.to_string()))
 }
 
 /// A positive number of seconds, fractions allowed.
@@ -210,7 +356,7 @@ mod tests {
                 "t.csv:5: URL `ftp://a.test/` has scheme `ftp`; only http and https are probed",
                 "t.csv:6: URL `/relative` is not absolute (expected http:// or https://)",
                 "t.csv:7: expected 2 fields `interval_seconds, URL`, found 1",
-                "t.csv:8: expected 2 fields `interval_seconds, URL`, found 3",
+                "t.csv:8: expected key=value after the URL (method, header, expect, timeout, name), found `extra`",
                 "t.csv:9: interval `nan` must be a positive number of seconds",
                 "t.csv:10: URL `http://` has no host",
             ]
@@ -232,6 +378,77 @@ mod tests {
             .problems;
         assert_eq!(p.len(), 1);
         assert!(p[0].starts_with("t.csv:2: "), "{p:?}");
+    }
+
+    #[test]
+    fn options_after_the_url() {
+        let t = ok(
+            "5, http://a.test/, method=head, expect=200-299|301, timeout=2.5, name=edge api,\"header=Authorization: Bearer s3cr3t, x\", header=X-A: 1\n5, http://b.test/\n",
+        );
+        let s = &t[0].spec;
+        assert_eq!(s.method, ureq::http::Method::HEAD);
+        assert_eq!(s.expect.to_string(), "200-299|301");
+        assert_eq!(s.timeout, Some(Duration::from_millis(2500)));
+        assert_eq!(s.name.as_deref(), Some("edge api"));
+        assert_eq!(
+            s.headers,
+            vec![
+                ("Authorization".to_string(), "Bearer s3cr3t, x".to_string()),
+                ("X-A".to_string(), "1".to_string())
+            ]
+        );
+        assert_eq!(*t[1].spec, Spec::default());
+    }
+
+    #[test]
+    fn bad_options_are_named_and_header_values_never_shown() {
+        let p = bad(
+            "5, http://a.test/, colour=red\n5, http://a.test/, expect=2xx\n5, http://a.test/, timeout=0\n5, http://a.test/, method=GE T\n5, http://a.test/, header=Bad Name: x\n5, http://a.test/, header=X-Token: s3cr3t\u{7f}\n5, http://a.test/, name=a, name=b\n",
+        );
+        assert_eq!(p.len(), 7, "{p:?}");
+        assert!(p[0].contains("unknown option `colour`"), "{}", p[0]);
+        assert!(
+            p[1].contains("expect: `2xx` is not a status code"),
+            "{}",
+            p[1]
+        );
+        assert!(
+            p[2].starts_with("t.csv:3: timeout: interval `0`"),
+            "{}",
+            p[2]
+        );
+        assert!(p[3].contains("method `GE T`"), "{}", p[3]);
+        assert!(p[4].contains("header name `Bad Name`"), "{}", p[4]);
+        assert!(
+            p[5].contains("header `X-Token`") && !p[5].contains("s3cr3t"),
+            "{}",
+            p[5]
+        );
+        assert!(p[6].contains("option `name` given twice"), "{}", p[6]);
+    }
+
+    #[test]
+    fn defaults_apply_and_a_line_overrides_them() {
+        let defaults = Arc::new(Spec {
+            headers: vec![("X-A".into(), "flag".into()), ("X-B".into(), "flag".into())],
+            expect: StatusSet::parse("200").expect("set"),
+            ..Spec::default()
+        });
+        let t = parse_with(
+            "t.csv",
+            b"1, http://a.test/\n1, http://a.test/, header=x-a: line\n",
+            &defaults,
+        )
+        .expect("valid");
+        assert!(Arc::ptr_eq(&t[0].spec, &defaults));
+        assert_eq!(
+            t[1].spec.headers,
+            vec![
+                ("X-B".to_string(), "flag".to_string()),
+                ("x-a".to_string(), "line".to_string())
+            ]
+        );
+        assert_eq!(t[1].spec.expect.to_string(), "200");
     }
 
     #[test]

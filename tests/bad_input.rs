@@ -84,7 +84,7 @@ fn bad_targets_files_list_every_bad_line() {
             b"5\n5, http://a.test/, x\n",
             &[
                 ":1: expected 2 fields",
-                ":2: expected 2 fields `interval_seconds, URL`, found 3",
+                ":2: expected key=value after the URL (method, header, expect, timeout, name), found `x`",
             ],
         ),
         (
@@ -96,6 +96,15 @@ fn bad_targets_files_list_every_bad_line() {
             "utf8.csv",
             b"5, http://\xff/\n",
             &[":1: URL `http://\u{fffd}/` is not valid UTF-8"],
+        ),
+        (
+            "options.csv",
+            b"5, http://a.test/, colour=red\n5, http://a.test/, header=X-Token: s3cr3t\x7f\n5, http://a.test/, expect=2xx\n",
+            &[
+                ":1: unknown option `colour` (known: method, header, expect, timeout, name)",
+                ":2: header `X-Token`: its value has characters a header cannot carry",
+                ":3: expect: `2xx` is not a status code or range (100-599, e.g. 200-299|301)",
+            ],
         ),
         (
             "port.csv",
@@ -139,7 +148,10 @@ fn bad_targets_files_list_every_bad_line() {
         }
         // Every bad line is named, not just the first.
         assert_eq!(err.lines().count(), expected.len(), "{name}:\n{err}");
-        assert!(!err.contains("TopSecret"), "{name}: password in {err}");
+        assert!(
+            !err.contains("TopSecret") && !err.contains("s3cr3t"),
+            "{name}: secret in {err}"
+        );
         assert!(
             !err.contains('\x1b') && !err.contains('\0'),
             "{name}: raw control characters"

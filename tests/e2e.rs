@@ -72,7 +72,14 @@ fn runs_schedule_against_local_targets_and_stops_on_sigterm() {
         let url = r["url"].as_str().expect("url");
         let kind = r["error_kind"].as_str();
         if url.ends_with("/fixed") || url.ends_with("/delay") || url.ends_with("/status500") {
-            assert_eq!(kind, None, "{r}");
+            // A 500 is a response, judged by the default expectation (200-399).
+            let (want_kind, want_success) = if url.ends_with("/status500") {
+                (Some("expectation"), false)
+            } else {
+                (None, true)
+            };
+            assert_eq!(kind, want_kind, "{r}");
+            assert_eq!(r["success"], want_success, "{r}");
             let order = [
                 "namelookup",
                 "connect",
@@ -101,6 +108,7 @@ fn runs_schedule_against_local_targets_and_stops_on_sigterm() {
         }
         if url.ends_with("/status500") {
             assert_eq!(r["code"], 500);
+            assert_eq!(r["error"], "status 500 not in 200-399");
         }
         if url.ends_with("/delay") {
             let server = f(r, "starttransfer") - f(r, "pretransfer");
@@ -247,5 +255,82 @@ fn every_record_says_who_probed() {
             "{r}"
         );
         assert!(ids.insert(r["id"].as_str().expect("id").to_string()), "{r}");
+    }
+}
+
+#[test]
+fn per_target_options_shape_the_request_and_the_verdict() {
+    let http = HttpServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("t.csv");
+    std::fs::write(
+        &csv,
+        format!(
+            "0.1, {}, expect=500, name=expected failure, method=head\n\
+             0.1, {}, expect=200-204, header=X-Probe: line\n\
+             0.1, {}, timeout=0.2\n",
+            http.url("/status500"),
+            http.url("/fixed"),
+            http.url("/hang"),
+        ),
+    )
+    .expect("write");
+    let mut child = spawn(&[
+        "--header",
+        "X-Probe: flag",
+        "--header",
+        "Authorization: Bearer s3cr3t",
+        csv.to_str().expect("path"),
+    ]);
+    std::thread::sleep(Duration::from_millis(650));
+    signal(&child, "-TERM");
+    let status = wait(&mut child, Duration::from_secs(10));
+    let (out, err) = read_all(&mut child);
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(!out.contains("s3cr3t") && !err.contains("s3cr3t"));
+    let records = parse_lines(&out);
+    let of = |path: &str| -> Vec<&serde_json::Value> {
+        records
+            .iter()
+            .filter(|r| r["url"].as_str().is_some_and(|u| u.ends_with(path)))
+            .collect()
+    };
+    for r in of("/status500") {
+        assert_eq!(
+            (r["code"].as_i64(), r["success"].as_bool()),
+            (Some(500), Some(true)),
+            "{r}"
+        );
+        assert_eq!(r["name"], "expected failure", "{r}");
+        assert_eq!(r["size_download"], 0, "HEAD has no body: {r}");
+    }
+    for r in of("/fixed") {
+        assert_eq!(r["success"], true, "{r}");
+        assert_eq!(r["name"], serde_json::Value::Null);
+    }
+    let hung = of("/hang");
+    assert!(!hung.is_empty());
+    for r in hung {
+        assert_eq!(r["error_kind"], "timeout", "{r}");
+        assert!(f(r, "total") < 0.5, "timeout=0.2 not applied: {r}");
+        assert_eq!(r["success"], false);
+    }
+    let heads: Vec<String> = http.requests();
+    assert!(
+        heads.iter().any(|h| h.starts_with("HEAD /status500")),
+        "{heads:?}"
+    );
+    let fixed: Vec<&String> = heads
+        .iter()
+        .filter(|h| h.starts_with("GET /fixed"))
+        .collect();
+    assert!(!fixed.is_empty());
+    for h in fixed {
+        let lower = h.to_ascii_lowercase();
+        assert!(
+            lower.contains("x-probe: line") && !lower.contains("x-probe: flag"),
+            "{h}"
+        );
+        assert!(lower.contains("authorization: bearer s3cr3t"), "{h}");
     }
 }

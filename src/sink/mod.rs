@@ -146,6 +146,7 @@ impl Sink for Stamped {
         if report.id.is_empty() {
             report.id = format!("{}-{n}", self.prefix);
         }
+        report.success = Some(report.error_kind.is_none());
         report.source = self.source.clone();
         report.labels = self.labels.clone();
         self.inner.emit(report);

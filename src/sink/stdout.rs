@@ -419,13 +419,16 @@ mod tests {
 
     #[test]
     fn full_disk_fails_without_a_torn_line() {
-        let disk = Disk::new(300);
+        // Room for a couple of records, the next one torn; all ten in one batch.
+        let disk = Disk::new(1000);
+        disk.set_open(false);
         let (seen, on_end) = ends();
         let sink =
             JsonLines::start(disk.clone(), 100, Duration::from_secs(5), on_end).expect("start");
         for i in 0..10 {
             sink.emit(report(i));
         }
+        disk.set_open(true);
         let err = sink.close().expect_err("must fail");
         assert!(err.contains("No space left on device"), "{err}");
         let text = disk.text();

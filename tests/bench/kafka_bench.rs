@@ -215,6 +215,8 @@ fn report(url: &str, timestamp: f64, i: u64) -> Report {
         id: format!("0123456789abcdef-{i}"),
         source: "edge-device-42".into(),
         labels: vec![("site".to_string(), "ams".to_string())].into(),
+        success: Some(!failed),
+        name: None,
     }
 }
 

@@ -62,6 +62,8 @@ fn sample_report() -> Report {
         id: "0123456789abcdef-123456".into(),
         source: "edge-device-42".into(),
         labels: vec![("site".to_string(), "ams".to_string())].into(),
+        success: Some(true),
+        name: None,
     }
 }
 
