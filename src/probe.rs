@@ -177,6 +177,9 @@ impl Prober {
         if let Some(ctx) = &ctx {
             ctx.fill_timings(&mut report);
         }
+        if report.effective_url.is_none() {
+            report.effective_url = Some(report.url.clone());
+        }
         match outcome {
             Ok(ok) => {
                 report.code = i32::from(ok.code);
@@ -348,6 +351,8 @@ struct Ctx {
     attempted: Option<SocketAddr>,
     /// Body bytes received on the current hop's connection (see `wire_body`).
     wire_body: u64,
+    /// The URL of the last redirect hop (only when redirects were followed).
+    redirected_to: Option<String>,
     host: Option<String>,
 }
 
@@ -366,6 +371,7 @@ impl Ctx {
             connected: None,
             attempted: None,
             wire_body: 0,
+            redirected_to: None,
             host: None,
         }
     }
@@ -378,6 +384,16 @@ impl Ctx {
         report.pretransfer = self.value(PRETRANSFER);
         report.starttransfer = self.value(STARTTRANSFER);
         report.remote_ip = self.connected.map(|a| a.ip().to_string());
+        // curl's num_redirects and time_redirect: hops before the last one.
+        report.redirect_count = i32::try_from(self.hops.saturating_sub(1)).unwrap_or(i32::MAX);
+        report.redirect_time = if self.hops > 1 {
+            self.hop_start.duration_since(self.start).as_secs_f64()
+        } else {
+            0.0
+        };
+        if let Some(to) = &self.redirected_to {
+            report.effective_url = Some(redact::url(to).into_owned());
+        }
     }
 
     /// A new request (the first, or a redirect hop) is starting with DNS.
@@ -565,6 +581,9 @@ impl Resolver for TimedResolver {
         with_ctx(|c| {
             c.begin_hop(now);
             c.host = host;
+            if c.hops > 1 {
+                c.redirected_to = Some(uri.to_string());
+            }
         });
         // An IP literal needs no lookup; skipping DefaultResolver also skips
         // the thread it spawns per lookup when a resolve timeout is set.

@@ -79,6 +79,12 @@ pub struct Report {
     pub success: Option<bool>,
     /// The target's `name=` option.
     pub name: Option<String>,
+    /// Redirects followed (curl `num_redirects`).
+    pub redirect_count: i32,
+    /// Seconds spent on the hops before the last (curl `time_redirect`).
+    pub redirect_time: f64,
+    /// The last URL requested (curl `url_effective`), credentials hidden.
+    pub effective_url: Option<String>,
 }
 
 /// Labels shared by every report of a run (one allocation, not one per report).
@@ -113,7 +119,7 @@ impl Report {
             "{{\"url\":{},\"code\":{},\"timestamp\":{},\"namelookup\":{},\"connect\":{},\
              \"appconnect\":{},\"pretransfer\":{},\"starttransfer\":{},\"total\":{},\
              \"size_download\":{},\"remote_ip\":{},\"http_version\":{},\"error_kind\":{},\
-             \"error\":{},\"scheduled\":{},\"lateness\":{},\"id\":{},\"source\":{},\"labels\":{{{}}},\"success\":{},\"name\":{}}}",
+             \"error\":{},\"scheduled\":{},\"lateness\":{},\"id\":{},\"source\":{},\"labels\":{{{}}},\"success\":{},\"name\":{},\"redirect_count\":{},\"redirect_time\":{},\"effective_url\":{}}}",
             s(&self.url),
             self.code,
             num(self.timestamp),
@@ -140,6 +146,9 @@ impl Report {
             self.success
                 .map_or("null", |b| if b { "true" } else { "false" }),
             opt(self.name.as_deref()),
+            self.redirect_count,
+            num(self.redirect_time),
+            opt(self.effective_url.as_deref()),
         );
     }
 
@@ -189,6 +198,9 @@ impl Report {
                 },
             ),
             ("name".into(), opt(self.name.as_deref())),
+            ("redirect_count".into(), Value::Int(self.redirect_count)),
+            ("redirect_time".into(), Value::Double(self.redirect_time)),
+            ("effective_url".into(), opt(self.effective_url.as_deref())),
         ])
     }
 }
@@ -291,6 +303,9 @@ mod tests {
             .into(),
             success: Some(true),
             name: Some("edge api".into()),
+            redirect_count: 1,
+            redirect_time: 0.001,
+            effective_url: Some("https://example.com/next".into()),
         }
     }
 
@@ -309,7 +324,7 @@ mod tests {
         // Before source/labels, before id, and the original tool's nine fields.
         let json: serde_json::Value = serde_json::from_str(SCHEMA_JSON).expect("schema JSON");
         let total = json["fields"].as_array().expect("fields").len();
-        for drop in [2, 4, 5, total - 9] {
+        for drop in [3, 5, 7, 8, total - 9] {
             let before = earlier_schema(drop);
             assert!(
                 SchemaCompatibility::mutual_read(&before, &now).is_ok(),
@@ -319,7 +334,7 @@ mod tests {
         // And a record written now decodes with the earlier reader (and back).
         let enc = AvroEncoder::new(Framing::SingleObject).expect("encoder");
         let bytes = enc.encode(&sample()).expect("encode");
-        let before = earlier_schema(4);
+        let before = earlier_schema(7);
         let reader = apache_avro::reader::datum::GenericDatumReader::builder(&now)
             .reader_schema(&before)
             .build()

@@ -158,6 +158,11 @@ fn redirect_not_followed_by_default() {
     assert_eq!(r.code, 302);
     assert_eq!(r.size_download, 0);
     assert_eq!(server.requests().len(), 1);
+    assert_eq!((r.redirect_count, r.redirect_time), (0, 0.0));
+    assert_eq!(
+        r.effective_url.as_deref(),
+        Some(server.url("/redirect").as_str())
+    );
 }
 
 #[test]
@@ -173,6 +178,27 @@ fn redirect_followed_when_asked() {
     assert_eq!(r.size_download, FIXED_BODY_LEN as i64);
     assert_ordered(&r, false);
     assert_eq!(server.requests().len(), 2);
+    // curl's num_redirects, time_redirect and url_effective.
+    assert_eq!(r.redirect_count, 1);
+    assert!(r.redirect_time > 0.0 && r.redirect_time < r.total, "{r:?}");
+    assert_eq!(
+        r.effective_url.as_deref(),
+        Some(server.url("/fixed").as_str())
+    );
+}
+
+#[test]
+fn redirect_target_keeps_credentials_hidden() {
+    let server = HttpServer::start();
+    let cfg = ProbeConfig {
+        follow_redirects: true,
+        ..short()
+    };
+    let url = server
+        .url("/redirect")
+        .replace("http://", "http://u:s3cr3t@");
+    let r = prober(cfg).probe(&url);
+    assert!(!format!("{r:?}").contains("s3cr3t"), "{r:?}");
 }
 
 #[test]

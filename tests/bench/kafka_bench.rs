@@ -217,6 +217,9 @@ fn report(url: &str, timestamp: f64, i: u64) -> Report {
         labels: vec![("site".to_string(), "ams".to_string())].into(),
         success: Some(!failed),
         name: None,
+        redirect_count: 0,
+        redirect_time: 0.0,
+        effective_url: None,
     }
 }
 

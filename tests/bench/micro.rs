@@ -64,6 +64,9 @@ fn sample_report() -> Report {
         labels: vec![("site".to_string(), "ams".to_string())].into(),
         success: Some(true),
         name: None,
+        redirect_count: 0,
+        redirect_time: 0.0,
+        effective_url: None,
     }
 }
 
