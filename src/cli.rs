@@ -93,6 +93,12 @@ const FLAGS: &[FlagDoc] = &[
     ),
     (
         None,
+        "cert-warn-days",
+        Some("N"),
+        "Log a warning (once a day per target) when a server's certificate ends within N days; 0 = never [default: 14].",
+    ),
+    (
+        None,
         "splay",
         Some("S"),
         "Spread the first probes evenly over S extra seconds [default: 0].",
@@ -285,6 +291,7 @@ pub struct LowArgs {
     pub labels: Vec<String>,
     pub expect: Option<String>,
     pub headers: Vec<String>,
+    pub cert_warn_days: Option<String>,
     /// Kafka producer settings as librdkafka names them, in the order given,
     /// so dedicated flags and `-X` share one path and the last one wins.
     pub kafka: Vec<(String, String)>,
@@ -369,6 +376,7 @@ pub fn parse_low(args: impl IntoIterator<Item = OsString>) -> Result<LowArgs, Us
             Long("stats-interval") => low.stats_interval = Some(text(&mut p, "--stats-interval")?),
             Long("source") => low.source = Some(text(&mut p, "--source")?),
             Long("expect") => low.expect = Some(text(&mut p, "--expect")?),
+            Long("cert-warn-days") => low.cert_warn_days = Some(text(&mut p, "--cert-warn-days")?),
             Long("header") => low.headers.push(text(&mut p, "--header")?),
             Long("label") => low.labels.push(text(&mut p, "--label")?),
             Short('X') | Long("producer-property") => {
@@ -430,6 +438,8 @@ pub struct Config {
     pub labels: Vec<(String, String)>,
     /// What a target line does not say (`--expect`, `--header`).
     pub defaults: Arc<Spec>,
+    /// Warn of certificates ending within this many days; 0 = never.
+    pub cert_warn_days: u32,
 }
 
 /// Longest `--source` or label key/value accepted.
@@ -624,6 +634,11 @@ pub fn to_config(low: LowArgs, password_env: Option<String>) -> Result<Command, 
         defaults.headers.push((name, value));
     }
     let defaults = Arc::new(defaults);
+    let cert_warn_days = match low.cert_warn_days.as_deref() {
+        None => 14,
+        Some("0") => 0,
+        Some(v) => u32::try_from(count(Some(v), "--cert-warn-days", 14, 3650)?).unwrap_or(3650),
+    };
     let file = low
         .file
         .ok_or_else(|| UsageError("missing the targets FILE argument".to_string()))?;
@@ -718,6 +733,7 @@ pub fn to_config(low: LowArgs, password_env: Option<String>) -> Result<Command, 
         source,
         labels,
         defaults,
+        cert_warn_days,
     });
     Ok(if low.check {
         Command::Check(config)

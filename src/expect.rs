@@ -77,9 +77,35 @@ pub fn judge(report: &mut Report, expect: &StatusSet) {
     }
 }
 
+/// A warning when a certificate ends its validity within `days` days of
+/// `now` (POSIX seconds), or already has; None otherwise.
+pub fn expiry_warning(not_after: i64, now: f64, days: u32) -> Option<String> {
+    let left = not_after as f64 - now;
+    if left >= f64::from(days) * 86_400.0 {
+        return None;
+    }
+    let d = (left.abs() / 86_400.0).floor();
+    Some(if left >= 0.0 {
+        format!("certificate expires in {d} day(s) (not after {not_after}, POSIX seconds)")
+    } else {
+        format!("certificate expired {d} day(s) ago (not after {not_after}, POSIX seconds)")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expiry_warnings() {
+        let now = 1_000_000_000.0;
+        assert_eq!(expiry_warning(1_000_000_000 + 15 * 86_400, now, 14), None);
+        let w = expiry_warning(1_000_000_000 + 3 * 86_400 + 5, now, 14).expect("soon");
+        assert!(w.starts_with("certificate expires in 3 day(s)"), "{w}");
+        let w = expiry_warning(1_000_000_000 - 2 * 86_400 - 5, now, 14).expect("past");
+        assert!(w.starts_with("certificate expired 2 day(s) ago"), "{w}");
+        assert_eq!(expiry_warning(1_000_000_000 + 5, now, 0), None);
+    }
 
     #[test]
     fn parses_lists_and_ranges() {

@@ -16,3 +16,4 @@ pub mod startup;
 pub mod targets;
 pub mod url;
 pub mod wire_body;
+pub mod x509;

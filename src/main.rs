@@ -93,6 +93,7 @@ fn run() -> Result<ExitCode, Failure> {
         queue: config.queue,
         splay: config.splay,
         stop_timeout: config.stop_timeout,
+        cert_warn_days: config.cert_warn_days,
     };
     match pipeline::run(targets, prober, sink, &settings, load, &events_tx, &events) {
         Ok(Outcome::Stopped) => Ok(ExitCode::SUCCESS),

@@ -55,6 +55,8 @@ pub struct Settings {
     /// After a stop request, how long probes in flight may still run before
     /// they are reported as `interrupted` and left behind.
     pub stop_timeout: Duration,
+    /// Warn (once a day per target) of certificates ending within this many days; 0 = never.
+    pub cert_warn_days: u32,
 }
 
 /// Reads the targets again (SIGHUP). Runs on a thread of its own, so a file
@@ -73,6 +75,29 @@ pub enum Outcome {
 struct Shared {
     sink: Arc<dyn Sink>,
     clock: Clock,
+    cert_warn_days: u32,
+    /// When each target's certificate was last warned about (POSIX seconds).
+    cert_warned: Mutex<std::collections::HashMap<String, f64>>,
+}
+
+impl Shared {
+    /// Logs a certificate near or past its end, at most once a day per target.
+    fn check_certificate(&self, report: &Report) {
+        let Some(not_after) = report.cert_not_after else {
+            return;
+        };
+        let now = report.timestamp;
+        let Some(warning) = crate::expect::expiry_warning(not_after, now, self.cert_warn_days)
+        else {
+            return;
+        };
+        let mut warned = self.cert_warned.lock().unwrap_or_else(|p| p.into_inner());
+        let last = warned.get(&report.url).copied();
+        if last.is_none_or(|at| now - at >= 86_400.0) {
+            warned.insert(report.url.clone(), now);
+            log::warn!("{}: {warning}", report.url);
+        }
+    }
 }
 
 impl Overflow for Shared {
@@ -134,7 +159,12 @@ pub fn run(
     let clock = Clock::now();
     let count = targets.len();
     let schedule = Schedule::new(targets, clock.start, settings.splay);
-    let shared = Arc::new(Shared { sink, clock });
+    let shared = Arc::new(Shared {
+        sink,
+        clock,
+        cert_warn_days: settings.cert_warn_days,
+        cert_warned: Mutex::default(),
+    });
     let prober = Arc::new(prober);
     let stopping = Arc::new(AtomicBool::new(false));
     let slots: Slots = (0..settings.workers)
@@ -359,6 +389,7 @@ fn work(
         report.url.clone_from(&url.shown);
         crate::expect::judge(&mut report, &spec.expect);
         report.name.clone_from(&spec.name);
+        shared.check_certificate(&report);
         report.scheduled = scheduled;
         report.lateness = started
             .saturating_duration_since(job.deadline)

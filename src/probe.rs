@@ -26,10 +26,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rustls::client::Resumption;
-use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{Resumption, WebPkiServerVerifier};
+use rustls::{
+    ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme,
+    StreamOwned,
+};
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, ServerName};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use ureq::config::AutoHeaderValue;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::time::{Duration as UreqDuration, Instant as UreqInstant};
@@ -103,10 +107,15 @@ impl Prober {
             },
         };
         let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| format!("TLS setup failed: {e}"))?;
         let mut tls = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| format!("TLS setup failed: {e}"))?
-            .with_root_certificates(roots)
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(Capturing { inner: verifier }))
             .with_no_client_auth();
         // A resumed session skips the certificate exchange: appconnect would
         // then measure less than a fresh client (curl) sees.
@@ -353,6 +362,8 @@ struct Ctx {
     wire_body: u64,
     /// The URL of the last redirect hop (only when redirects were followed).
     redirected_to: Option<String>,
+    /// The current hop's TLS session and certificate, as far as known.
+    tls: TlsFacts,
     host: Option<String>,
 }
 
@@ -372,6 +383,7 @@ impl Ctx {
             attempted: None,
             wire_body: 0,
             redirected_to: None,
+            tls: TlsFacts::default(),
             host: None,
         }
     }
@@ -394,6 +406,17 @@ impl Ctx {
         if let Some(to) = &self.redirected_to {
             report.effective_url = Some(redact::url(to).into_owned());
         }
+        let tls = &self.tls;
+        report.tls_version.clone_from(&tls.version);
+        report.tls_cipher.clone_from(&tls.cipher);
+        report.alpn.clone_from(&tls.alpn);
+        if let Some(leaf) = &tls.leaf {
+            report.cert_subject = Some(leaf.subject.clone());
+            report.cert_issuer = Some(leaf.issuer.clone());
+            report.cert_not_before = Some(leaf.not_before);
+            report.cert_not_after = Some(leaf.not_after);
+        }
+        report.cert_chain_not_after = tls.chain_not_after;
     }
 
     /// A new request (the first, or a redirect hop) is starting with DNS.
@@ -408,6 +431,7 @@ impl Ctx {
             }
             self.connected = None;
             self.wire_body = 0;
+            self.tls = TlsFacts::default();
             self.hop_start = now;
         }
         self.hops += 1;
@@ -431,6 +455,16 @@ impl Ctx {
             None => 0.0,
         }
     }
+}
+
+/// One hop's TLS facts (see `Capturing` and `note_session`).
+#[derive(Debug, Clone, Default)]
+struct TlsFacts {
+    version: Option<String>,
+    cipher: Option<String>,
+    alpn: Option<String>,
+    leaf: Option<crate::x509::CertFacts>,
+    chain_not_after: Option<i64>,
 }
 
 /// A probe's progress, shareable with the thread that may have to report it
@@ -730,8 +764,12 @@ impl Connector<Box<dyn Transport>> for TimedTls {
         sock.set_timeout(connect_budget(details)?);
         while conn.is_handshaking() {
             // complete_io's io::Error may wrap a ureq timeout: From unwraps it.
-            conn.complete_io(&mut sock).map_err(Error::from)?;
+            if let Err(e) = conn.complete_io(&mut sock) {
+                note_session(&conn);
+                return Err(Error::from(e));
+            }
         }
+        note_session(&conn);
         mark(APPCONNECT);
         set_phase(Phase::Exchange);
         let buffers = LazyBuffers::new(
@@ -742,6 +780,79 @@ impl Connector<Box<dyn Transport>> for TimedTls {
             buffers,
             stream: StreamOwned::new(conn, sock),
         })))
+    }
+}
+
+/// What was negotiated, as far as the handshake got.
+fn note_session(conn: &ClientConnection) {
+    let version = conn.protocol_version().map(|v| match v {
+        rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".to_string(),
+        rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_string(),
+        other => format!("{other:?}"),
+    });
+    let cipher = conn
+        .negotiated_cipher_suite()
+        .map(|c| format!("{:?}", c.suite()));
+    let alpn = conn
+        .alpn_protocol()
+        .map(|a| String::from_utf8_lossy(a).into_owned());
+    with_ctx(|c| {
+        c.tls.version = version;
+        c.tls.cipher = cipher;
+        c.tls.alpn = alpn;
+    });
+}
+
+/// Wraps webpki's verifier to note what the server presented before the
+/// verdict, so that records describe the certificate whether or not it is
+/// trusted; the verdict is webpki's, unchanged.
+#[derive(Debug)]
+struct Capturing {
+    inner: Arc<WebPkiServerVerifier>,
+}
+
+impl ServerCertVerifier for Capturing {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let leaf = crate::x509::facts(end_entity);
+        let chain_not_after = std::iter::once(end_entity)
+            .chain(intermediates)
+            .filter_map(|c| crate::x509::facts(c).map(|f| f.not_after))
+            .min();
+        with_ctx(|c| {
+            c.tls.leaf = leaf;
+            c.tls.chain_not_after = chain_not_after;
+        });
+        self.inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
     }
 }
 

@@ -85,6 +85,17 @@ pub struct Report {
     pub redirect_time: f64,
     /// The last URL requested (curl `url_effective`), credentials hidden.
     pub effective_url: Option<String>,
+    /// TLS session and the server's certificate (https; also when it did not verify).
+    pub tls_version: Option<String>,
+    pub tls_cipher: Option<String>,
+    pub alpn: Option<String>,
+    pub cert_subject: Option<String>,
+    pub cert_issuer: Option<String>,
+    /// POSIX seconds.
+    pub cert_not_before: Option<i64>,
+    pub cert_not_after: Option<i64>,
+    /// Earliest expiry in the presented chain, POSIX seconds.
+    pub cert_chain_not_after: Option<i64>,
 }
 
 /// Labels shared by every report of a run (one allocation, not one per report).
@@ -119,7 +130,7 @@ impl Report {
             "{{\"url\":{},\"code\":{},\"timestamp\":{},\"namelookup\":{},\"connect\":{},\
              \"appconnect\":{},\"pretransfer\":{},\"starttransfer\":{},\"total\":{},\
              \"size_download\":{},\"remote_ip\":{},\"http_version\":{},\"error_kind\":{},\
-             \"error\":{},\"scheduled\":{},\"lateness\":{},\"id\":{},\"source\":{},\"labels\":{{{}}},\"success\":{},\"name\":{},\"redirect_count\":{},\"redirect_time\":{},\"effective_url\":{}}}",
+             \"error\":{},\"scheduled\":{},\"lateness\":{},\"id\":{},\"source\":{},\"labels\":{{{}}},\"success\":{},\"name\":{},\"redirect_count\":{},\"redirect_time\":{},\"effective_url\":{},\"tls_version\":{},\"tls_cipher\":{},\"alpn\":{},\"cert_subject\":{},\"cert_issuer\":{},\"cert_not_before\":{},\"cert_not_after\":{},\"cert_chain_not_after\":{}}}",
             s(&self.url),
             self.code,
             num(self.timestamp),
@@ -149,6 +160,14 @@ impl Report {
             self.redirect_count,
             num(self.redirect_time),
             opt(self.effective_url.as_deref()),
+            opt(self.tls_version.as_deref()),
+            opt(self.tls_cipher.as_deref()),
+            opt(self.alpn.as_deref()),
+            opt(self.cert_subject.as_deref()),
+            opt(self.cert_issuer.as_deref()),
+            int(self.cert_not_before),
+            int(self.cert_not_after),
+            int(self.cert_chain_not_after),
         );
     }
 
@@ -201,7 +220,32 @@ impl Report {
             ("redirect_count".into(), Value::Int(self.redirect_count)),
             ("redirect_time".into(), Value::Double(self.redirect_time)),
             ("effective_url".into(), opt(self.effective_url.as_deref())),
+            ("tls_version".into(), opt(self.tls_version.as_deref())),
+            ("tls_cipher".into(), opt(self.tls_cipher.as_deref())),
+            ("alpn".into(), opt(self.alpn.as_deref())),
+            ("cert_subject".into(), opt(self.cert_subject.as_deref())),
+            ("cert_issuer".into(), opt(self.cert_issuer.as_deref())),
+            ("cert_not_before".into(), long(self.cert_not_before)),
+            ("cert_not_after".into(), long(self.cert_not_after)),
+            (
+                "cert_chain_not_after".into(),
+                long(self.cert_chain_not_after),
+            ),
         ])
+    }
+}
+
+/// An optional integer as JSON.
+fn int(v: Option<i64>) -> String {
+    v.map_or_else(|| "null".to_string(), |n| n.to_string())
+}
+
+/// An optional long as an Avro `["null", "long"]` union.
+fn long(v: Option<i64>) -> apache_avro::types::Value {
+    use apache_avro::types::Value;
+    match v {
+        None => Value::Union(0, Box::new(Value::Null)),
+        Some(n) => Value::Union(1, Box::new(Value::Long(n))),
     }
 }
 
@@ -306,6 +350,14 @@ mod tests {
             redirect_count: 1,
             redirect_time: 0.001,
             effective_url: Some("https://example.com/next".into()),
+            tls_version: Some("TLSv1.3".into()),
+            tls_cipher: Some("TLS13_AES_128_GCM_SHA256".into()),
+            alpn: None,
+            cert_subject: Some("CN=example.com".into()),
+            cert_issuer: Some("CN=Example CA, O=Example".into()),
+            cert_not_before: Some(1_690_000_000),
+            cert_not_after: Some(1_790_000_000),
+            cert_chain_not_after: Some(1_780_000_000),
         }
     }
 
@@ -324,7 +376,7 @@ mod tests {
         // Before source/labels, before id, and the original tool's nine fields.
         let json: serde_json::Value = serde_json::from_str(SCHEMA_JSON).expect("schema JSON");
         let total = json["fields"].as_array().expect("fields").len();
-        for drop in [3, 5, 7, 8, total - 9] {
+        for drop in [8, 11, 13, 15, 16, total - 9] {
             let before = earlier_schema(drop);
             assert!(
                 SchemaCompatibility::mutual_read(&before, &now).is_ok(),
@@ -334,7 +386,7 @@ mod tests {
         // And a record written now decodes with the earlier reader (and back).
         let enc = AvroEncoder::new(Framing::SingleObject).expect("encoder");
         let bytes = enc.encode(&sample()).expect("encode");
-        let before = earlier_schema(7);
+        let before = earlier_schema(15);
         let reader = apache_avro::reader::datum::GenericDatumReader::builder(&now)
             .reader_schema(&before)
             .build()

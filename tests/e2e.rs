@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::Child;
 use std::time::{Duration, Instant};
 use support::process::{parse_lines, read_all, signal, spawn};
-use support::{HttpServer, HttpsServer};
+use support::{Cert, HttpServer, HttpsServer};
 
 fn wait(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
     support::process::wait_bounded(child, limit)
@@ -333,4 +333,27 @@ fn per_target_options_shape_the_request_and_the_verdict() {
         );
         assert!(lower.contains("authorization: bearer s3cr3t"), "{h}");
     }
+}
+
+#[test]
+fn a_certificate_near_its_end_is_logged_once_a_day_and_described_in_each_record() {
+    let https = HttpsServer::start_with(Cert::Expired);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("t.csv");
+    std::fs::write(&csv, format!("0.1, {}\n", https.url("/fixed"))).expect("write");
+    let ca = https.ca_pem_path().display().to_string();
+    let mut child = spawn(&["--cacert", &ca, csv.to_str().expect("path")]);
+    std::thread::sleep(Duration::from_millis(550));
+    signal(&child, "-TERM");
+    let status = wait(&mut child, Duration::from_secs(10));
+    let (out, err) = read_all(&mut child);
+    assert_eq!(status.code(), Some(0), "{err}");
+    let records = parse_lines(&out);
+    assert!(records.len() >= 3, "{out}");
+    for r in &records {
+        assert_eq!(r["error_kind"], "tls", "{r}");
+        assert_eq!(r["cert_not_after"], 1_577_836_800, "{r}");
+        assert_eq!(r["cert_subject"], "CN=localhost", "{r}");
+    }
+    assert_eq!(err.matches("certificate expired").count(), 1, "{err}");
 }

@@ -65,6 +65,7 @@ fn run_with(
             queue: 10,
             splay: Duration::ZERO,
             stop_timeout,
+            cert_warn_days: 14,
         };
         let load: pipeline::Loader = Arc::new(move || targets::parse("t.csv", reload.as_bytes()));
         let outcome =

@@ -573,3 +573,48 @@ fn credentials_are_sent_as_basic_auth_but_never_reported() {
     // base64("admin:TopSecret")
     assert!(head.contains("Basic YWRtaW46VG9wU2VjcmV0"), "{head}");
 }
+
+#[test]
+fn tls_facts_are_recorded_whether_or_not_the_certificate_verifies() {
+    let s = HttpsServer::start();
+    let r = prober(with_ca(&s)).probe(&s.url("/fixed"));
+    assert_ok(&r);
+    assert_eq!(r.tls_version.as_deref(), Some("TLSv1.3"));
+    assert!(
+        r.tls_cipher
+            .as_deref()
+            .is_some_and(|c| c.starts_with("TLS13_")),
+        "{r:?}"
+    );
+    assert_eq!(r.cert_subject.as_deref(), Some("CN=localhost"));
+    assert_eq!(r.cert_issuer.as_deref(), Some("CN=latency-logger test CA"));
+    let (from, to) = (
+        r.cert_not_before.expect("from"),
+        r.cert_not_after.expect("to"),
+    );
+    assert!(from < to && to > r.timestamp as i64, "{r:?}");
+    assert!(r.cert_chain_not_after.expect("chain") <= to);
+
+    // Expired: the handshake fails, the facts are still there.
+    let s = HttpsServer::start_with(Cert::Expired);
+    let r = prober(with_ca(&s)).probe(&s.url("/fixed"));
+    assert_eq!(r.error_kind, Some(ErrorKind::Tls), "{r:?}");
+    assert_eq!(r.cert_subject.as_deref(), Some("CN=localhost"));
+    assert_eq!(r.cert_not_before, Some(1_546_300_800)); // 2019-01-01
+    assert_eq!(r.cert_not_after, Some(1_577_836_800)); // 2020-01-01
+    assert_eq!(r.tls_version.as_deref(), Some("TLSv1.3"));
+
+    // Self-signed and not trusted at all.
+    let s = HttpsServer::start_with(Cert::SelfSigned);
+    let r = prober(short()).probe(&s.url("/fixed"));
+    assert_eq!(r.error_kind, Some(ErrorKind::Tls), "{r:?}");
+    assert_eq!(r.cert_subject, r.cert_issuer, "{r:?}");
+
+    // Plain http: none of it.
+    let h = HttpServer::start();
+    let r = prober(short()).probe(&h.url("/fixed"));
+    assert_eq!(
+        (r.tls_version, r.cert_subject, r.cert_not_after),
+        (None, None, None)
+    );
+}

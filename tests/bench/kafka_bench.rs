@@ -220,6 +220,14 @@ fn report(url: &str, timestamp: f64, i: u64) -> Report {
         redirect_count: 0,
         redirect_time: 0.0,
         effective_url: None,
+        tls_version: None,
+        tls_cipher: None,
+        alpn: None,
+        cert_subject: None,
+        cert_issuer: None,
+        cert_not_before: None,
+        cert_not_after: None,
+        cert_chain_not_after: None,
     }
 }
 

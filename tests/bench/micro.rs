@@ -67,6 +67,14 @@ fn sample_report() -> Report {
         redirect_count: 0,
         redirect_time: 0.0,
         effective_url: None,
+        tls_version: None,
+        tls_cipher: None,
+        alpn: None,
+        cert_subject: None,
+        cert_issuer: None,
+        cert_not_before: None,
+        cert_not_after: None,
+        cert_chain_not_after: None,
     }
 }
 
