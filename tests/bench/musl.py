@@ -145,7 +145,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "3")))
     ap.add_argument("--probe-seconds", type=float, default=4.0)
-    ap.add_argument("--steady-seconds", type=float, default=20.0)
+    ap.add_argument("--steady-seconds", type=float,
+                    default=float(os.environ.get("BENCH_MUSL_STEADY_SECONDS", "20")))
     ap.add_argument("--strace-seconds", type=float, default=4.0)
     ap.add_argument("--workloads", default="probe,steady,strace")
     ap.add_argument("--server", default=os.environ.get("BENCH_SERVER"))

@@ -8,7 +8,7 @@
 # BENCH_KAFKA_RECORDS (200000), BENCH_OUT (BENCHMARKS.md), CARGO_TARGET_DIR,
 # BENCH_ALL3_TARGET_DIR, LL_CACHE_DIR (Kafka jars; default .cache),
 # BENCH_MUSL_BIN (dist/latency-logger-x86_64-unknown-linux-musl; part 7),
-# BENCH_MUSL_STEADY_SECONDS (20).
+# BENCH_MUSL_STEADY_SECONDS (20; also read by musl.py, as BENCH_ROUNDS).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
