@@ -4,7 +4,7 @@
 CARGO ?= cargo
 SHELL := /bin/bash
 
-.PHONY: all build release test lint unit test-kafka test-cross bench bench-build bench-run clean cross-setup static cross-arm
+.PHONY: all build release test lint unit test-kafka test-cross bench bench-build bench-run bench-musl clean cross-setup static cross-arm
 .PHONY: test-deps test-packages deb ipk dist
 
 all: release
@@ -119,8 +119,10 @@ dist: static cross-arm
 # --- benchmarks: figures appended to BENCHMARKS.md (see tests/bench/HEADER.md) ---
 #   make bench-build   release binary, bench programs, criterion bench, and a
 #                      build with opt-level 3 for every crate (size/speed comparison)
-#   make bench-run     the measurements only (~6-7 min on 2 cores; part 5 starts a local Kafka broker)
+#   make bench-run     the measurements only (~11-12 min on 2 cores; part 5 starts a local Kafka broker)
 #   make bench         both
+#   make bench-musl    only the shipped static musl binary next to the glibc build
+#                      (CPU, minor faults, syscalls, RSS per probe; tests/bench/musl.py)
 # Knobs: BENCH_PROBES, BENCH_CURL_PER_PROCESS, BENCH_ROUNDS,
 # BENCH_STEADY_SECONDS, BENCH_SCHED_SECONDS, BENCH_OUT (see tests/bench/run.sh).
 BENCH_TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
@@ -136,9 +138,20 @@ bench-build:
 	CARGO_TARGET_DIR=$(BENCH_TARGET_DIR) $(CARGO) bench --bench micro --no-run
 	CARGO_TARGET_DIR=$(BENCH_ALL3_TARGET_DIR) $(CARGO) build --release --bin latency-logger --example probe_cost \
 		--config 'profile.release.opt-level=3' --config 'profile.release.package."*".opt-level=3'
+	@if command -v musl-gcc >/dev/null; then \
+	  CARGO_TARGET_DIR=$(BENCH_TARGET_DIR) bash .ci/cross-build.sh $(STATIC_TARGET); \
+	else echo "bench-build: musl-gcc missing (make cross-setup): no static musl build, part 7 will be skipped"; fi
 
 bench-run:
 	$(BENCH_RUN)
+
+# The static musl binary users run, next to the glibc release build (same run).
+BENCH_MUSL_BIN ?= $(DIST_DIR)/latency-logger-$(STATIC_TARGET)
+bench-musl:
+	CARGO_TARGET_DIR=$(BENCH_TARGET_DIR) $(CARGO) build --release --bin latency-logger --example bench_server
+	CARGO_TARGET_DIR=$(BENCH_TARGET_DIR) bash .ci/cross-build.sh $(STATIC_TARGET)
+	python3 tests/bench/musl.py --server $(BENCH_TARGET_DIR)/release/examples/bench_server \
+	  glibc=$(BENCH_TARGET_DIR)/release/latency-logger musl=$(BENCH_MUSL_BIN)
 
 clean:
 	$(CARGO) clean

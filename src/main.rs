@@ -11,6 +11,12 @@ use latency_logger::{logging, startup, targets};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+/// Static (musl) builds only: musl's malloc unmaps freed blocks at once and
+/// takes one lock for all threads; see Cargo.toml and BENCHMARKS.md (issue 12).
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOC: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
 /// Exit status for bad flags or a bad targets file.
 const USAGE_ERROR: u8 = 2;
 

@@ -55,6 +55,20 @@ const MAX_REDIRECTS: u32 = 30;
 /// `Instant`s, which panics on overflow for absurd values such as `Duration::MAX`.
 const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 
+/// Longest response head accepted (ureq's default, set here because the
+/// input buffer below is sized from it).
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// Connection buffers, allocated and zeroed per connection (two per HTTP
+/// probe, four per HTTPS: TCP's and TLS's); ureq's default is 128 KiB each,
+/// which musl's malloc maps and unmaps every time (issue 12). The response
+/// head must fit the input whole, plus 1 KiB so that a head over the limit is
+/// reported as too big instead of stalling a full buffer; bodies stream
+/// through it. The output takes the request head a line at a time: its longest
+/// line, the request line, must fit (servers refuse > 8 KiB anyway).
+const INPUT_BUFFER: usize = MAX_RESPONSE_HEAD + 1024;
+const OUTPUT_BUFFER: usize = 16 * 1024;
+
 /// Read buffer for draining bodies: bytes are counted, never kept.
 const DRAIN_BUF: usize = 16 * 1024;
 
@@ -141,6 +155,9 @@ impl Prober {
             // cut it so DNS + TCP + TLS together fit connect_timeout (as curl).
             .timeout_resolve(Some(connect_timeout))
             .timeout_connect(Some(connect_timeout))
+            .max_response_header_size(MAX_RESPONSE_HEAD)
+            .input_buffer_size(INPUT_BUFFER)
+            .output_buffer_size(OUTPUT_BUFFER)
             .build();
 
         let connector = TimedTcp {
@@ -1223,5 +1240,84 @@ mod tests {
         let r = Progress::default().interrupted("http://a.test/", "stopped");
         assert_eq!(r.error_kind, Some(ErrorKind::Interrupted));
         assert_eq!(r.error.as_deref(), Some("stopped before the probe started"));
+    }
+}
+
+#[cfg(test)]
+mod buffer_tests {
+    //! The connection buffers are sized to what a probe needs: these check the
+    //! limits that sizing must keep (response head up to ureq's 64 KiB limit,
+    //! long request lines), against a loopback server that answers once.
+    use super::*;
+    use std::io::BufRead;
+    use std::net::TcpListener;
+
+    /// Serves one connection: reads the request head, answers with a head of
+    /// `head_len` bytes (padded with one header) and a 2-byte body.
+    fn serve_once(head_len: usize) -> (String, std::thread::JoinHandle<usize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+        let addr = listener.local_addr().expect("local addr");
+        let handle = std::thread::spawn(move || {
+            let (sock, _) = listener.accept().expect("accept");
+            sock.set_read_timeout(Some(Duration::from_secs(10)))
+                .expect("read timeout");
+            let mut reader = io::BufReader::new(sock.try_clone().expect("clone"));
+            let mut request_len = 0;
+            loop {
+                let mut line = String::new();
+                let n = reader.read_line(&mut line).expect("read request");
+                request_len += n;
+                if n == 0 || line == "\r\n" {
+                    break;
+                }
+            }
+            let start = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\nX-Pad: ";
+            let pad = head_len - start.len() - "\r\n\r\n".len();
+            let head = format!("{start}{}\r\n\r\n", "p".repeat(pad));
+            assert_eq!(head.len(), head_len);
+            let mut sock = sock;
+            // The client may give up early on an oversized head: ignore EPIPE.
+            let _ = sock.write_all(head.as_bytes());
+            let _ = sock.write_all(b"ok");
+            request_len
+        });
+        (format!("http://{addr}"), handle)
+    }
+
+    fn prober() -> Prober {
+        Prober::new(&ProbeConfig {
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(10),
+            ..ProbeConfig::default()
+        })
+        .expect("prober")
+    }
+
+    #[test]
+    fn response_head_of_64_kib_parses() {
+        let (base, server) = serve_once(64 * 1024);
+        let r = prober().probe(&format!("{base}/"));
+        assert_eq!((r.code, r.error.as_deref()), (200, None));
+        assert_eq!(r.size_download, 2);
+        server.join().expect("server");
+    }
+
+    #[test]
+    fn response_head_over_64_kib_is_refused_as_too_large() {
+        let (base, server) = serve_once(64 * 1024 + 100);
+        let r = prober().probe(&format!("{base}/"));
+        assert_eq!(r.code, 0);
+        let error = r.error.unwrap_or_default();
+        assert!(error.contains("response header is too big"), "{error}");
+        server.join().expect("server");
+    }
+
+    #[test]
+    fn request_line_of_8_kib_is_sent() {
+        let (base, server) = serve_once(100);
+        let path = "a".repeat(8 * 1024);
+        let r = prober().probe(&format!("{base}/{path}"));
+        assert_eq!((r.code, r.error.as_deref()), (200, None));
+        assert!(server.join().expect("server") > 8 * 1024);
     }
 }

@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # `make bench`: every figure of BENCHMARKS.md, measured side by side in one run,
 # then appended to BENCHMARKS.md with date, commit, machine and the commands.
-# Expects the builds of `make bench-build` (Makefile). Bounded: ~6-7 min.
+# Expects the builds of `make bench-build` (Makefile). Bounded: ~11-12 min (part 7 ~5).
 #
 # Knobs (environment): BENCH_PROBES (1000), BENCH_CURL_PER_PROCESS (1000),
 # BENCH_ROUNDS (3), BENCH_STEADY_SECONDS (60), BENCH_SCHED_SECONDS (10),
 # BENCH_KAFKA_RECORDS (200000), BENCH_OUT (BENCHMARKS.md), CARGO_TARGET_DIR,
-# BENCH_ALL3_TARGET_DIR, LL_CACHE_DIR (Kafka jars; default .cache).
+# BENCH_ALL3_TARGET_DIR, LL_CACHE_DIR (Kafka jars; default .cache),
+# BENCH_MUSL_BIN (dist/latency-logger-x86_64-unknown-linux-musl; part 7),
+# BENCH_MUSL_STEADY_SECONDS (20; also read by musl.py, as BENCH_ROUNDS).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
@@ -279,6 +281,22 @@ sz="rel=$(stat -c %s "$BIN")"
 [ -x "$CMP/latency-logger" ] && sz="$sz all3=$(stat -c %s "$CMP/latency-logger")"
 raw "p6.size $sz"
 
+# ---------------------------------------------------------------- 7. musl vs glibc
+# What users install is the static musl build: the same binary workloads for it
+# and the glibc build, interleaved, with faults and syscalls per probe.
+MUSL_BIN=${BENCH_MUSL_BIN:-$ROOT/dist/latency-logger-x86_64-unknown-linux-musl}
+note "## 7. static musl (what ships) vs glibc release, same run (tests/bench/musl.py)"
+note "python3 tests/bench/musl.py --rounds $ROUNDS --steady-seconds ${BENCH_MUSL_STEADY_SECONDS:-20} --server bench_server glibc=target/release/latency-logger musl=dist/latency-logger-x86_64-unknown-linux-musl"
+if [ -x "$MUSL_BIN" ]; then
+    say "7. static musl vs glibc: $ROUNDS round(s) x {http,https} x {sequential, 100 targets -W 4} + strace -c"
+    python3 tests/bench/musl.py --rounds "$ROUNDS" --steady-seconds "${BENCH_MUSL_STEADY_SECONDS:-20}" \
+        --server "$EX/bench_server" --raw "$W/musl-raw.txt" \
+        glibc="$BIN" musl="$MUSL_BIN" >"$W/musl.md" || say "7. musl.py failed"
+else
+    say "7. $MUSL_BIN not built (make static, or make bench-build with musl-gcc): skipped"
+    echo "skipped: $MUSL_BIN not built (\`make static\`)" >"$W/musl.md"
+fi
+
 # ---------------------------------------------------------------- micro
 say "criterion micro-benchmarks"
 note "## micro: cargo bench --bench micro   # tests/bench/micro.rs"
@@ -301,6 +319,12 @@ MEM=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
     echo "- Duration of the measurements: $((T1 - T0)) s; scratch directory \$W = $W (raw.txt kept there)"
     echo
     $TOOLS summarize "$W"
+    echo "### 7. Static musl (what ships) vs glibc release build, same run"
+    echo
+    echo "Whole process, wait4 rusage; per probe = whole run ÷ probes with code 200 (tests/bench/musl.py)."
+    echo
+    cat "$W/musl.md"
+    echo
     echo "<details><summary>Exact commands of this run</summary>"
     echo
     echo '```'
