@@ -3,7 +3,7 @@
 //! lives next to each flag in `FLAGS`.
 
 use crate::expect::StatusSet;
-use crate::targets::{Spec, header};
+use crate::targets::{Bind, IpMode, Spec, header};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -96,6 +96,18 @@ const FLAGS: &[FlagDoc] = &[
         "cert-warn-days",
         Some("N"),
         "Log a warning (once a day per target) when a server's certificate ends within N days; 0 = never [default: 14].",
+    ),
+    (
+        None,
+        "ip",
+        Some("4|6|any|both"),
+        "Address family for every target (both: one record per family per slot); a target's ip= wins [default: any].",
+    ),
+    (
+        None,
+        "bind",
+        Some("ADDR|IFACE"),
+        "Local address or (Linux) interface every probe connects from; a target's bind= wins.",
     ),
     (
         None,
@@ -292,6 +304,8 @@ pub struct LowArgs {
     pub expect: Option<String>,
     pub headers: Vec<String>,
     pub cert_warn_days: Option<String>,
+    pub ip: Option<String>,
+    pub bind: Option<String>,
     /// Kafka producer settings as librdkafka names them, in the order given,
     /// so dedicated flags and `-X` share one path and the last one wins.
     pub kafka: Vec<(String, String)>,
@@ -376,6 +390,8 @@ pub fn parse_low(args: impl IntoIterator<Item = OsString>) -> Result<LowArgs, Us
             Long("stats-interval") => low.stats_interval = Some(text(&mut p, "--stats-interval")?),
             Long("source") => low.source = Some(text(&mut p, "--source")?),
             Long("expect") => low.expect = Some(text(&mut p, "--expect")?),
+            Long("ip") => low.ip = Some(text(&mut p, "--ip")?),
+            Long("bind") => low.bind = Some(text(&mut p, "--bind")?),
             Long("cert-warn-days") => low.cert_warn_days = Some(text(&mut p, "--cert-warn-days")?),
             Long("header") => low.headers.push(text(&mut p, "--header")?),
             Long("label") => low.labels.push(text(&mut p, "--label")?),
@@ -632,6 +648,12 @@ pub fn to_config(low: LowArgs, password_env: Option<String>) -> Result<Command, 
             .headers
             .retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
         defaults.headers.push((name, value));
+    }
+    if let Some(ip) = &low.ip {
+        defaults.ip = IpMode::parse(ip).map_err(|e| UsageError(format!("--ip: {e}")))?;
+    }
+    if let Some(b) = &low.bind {
+        defaults.bind = Some(Bind::parse(b).map_err(|e| UsageError(format!("--bind: {e}")))?);
     }
     let defaults = Arc::new(defaults);
     let cert_warn_days = match low.cert_warn_days.as_deref() {
@@ -947,6 +969,10 @@ mod tests {
             vec![("x-a".to_string(), "2".to_string())]
         );
         assert!(err(&["--expect", "ok", "t.csv"]).starts_with("--expect: `ok`"));
+        let c = config(&["--ip", "6", "--bind", "eth1", "t.csv"]);
+        assert_eq!(c.defaults.ip, IpMode::V6);
+        assert_eq!(c.defaults.bind, Some(Bind::Interface("eth1".into())));
+        assert!(err(&["--ip", "7", "t.csv"]).starts_with("--ip: ip `7`"));
         let e = err(&["--header", "X-Token: a\u{7f}secret", "t.csv"]);
         assert!(e.contains("--header") && !e.contains("secret"), "{e}");
     }

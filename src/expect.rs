@@ -69,9 +69,11 @@ impl fmt::Display for StatusSet {
 }
 
 /// Judges a report that has a response: a status outside `expect` becomes
-/// an `expectation` failure saying so. Transport failures keep their kind.
+/// an `expectation` failure saying so (it outranks a body that did not
+/// match). Transport failures keep their kind.
 pub fn judge(report: &mut Report, expect: &StatusSet) {
-    if report.error_kind.is_none() && !expect.contains(report.code) {
+    let judged = matches!(report.error_kind, None | Some(ErrorKind::Expectation));
+    if judged && report.code != 0 && !expect.contains(report.code) {
         report.error_kind = Some(ErrorKind::Expectation);
         report.error = Some(format!("status {} not in {expect}", report.code));
     }

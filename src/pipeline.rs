@@ -8,7 +8,7 @@ use crate::report::Report;
 use crate::schedule::{self, Control, Job, Overflow, Schedule};
 use crate::shutdown::{Event, ExitGuard};
 use crate::sink::Sink;
-use crate::targets::{Target, TargetsError};
+use crate::targets::{IpMode, Target, TargetsError};
 use crossbeam_channel::{Receiver, Sender};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -372,33 +372,42 @@ fn work(
                 .emit(skipped(&job, &shared.clock, "shutting down"));
             continue;
         }
-        let progress = Progress::default();
-        {
+        // ip=both: a dual-stack pair of records per slot, IPv4 then IPv6.
+        let families: &[IpMode] = match job.target.spec.ip {
+            IpMode::Both => &[IpMode::V4, IpMode::V6],
+            IpMode::V4 => &[IpMode::V4],
+            IpMode::V6 => &[IpMode::V6],
+            IpMode::Any => &[IpMode::Any],
+        };
+        for &ip in families {
+            let progress = Progress::default();
+            {
+                let mut s = lock(slot);
+                if s.abandoned {
+                    return;
+                }
+                s.running = Some(Running {
+                    job: job.clone(),
+                    progress: progress.clone(),
+                });
+            }
+            let started = Instant::now();
+            let spec = &job.target.spec;
+            let mut report = prober.probe_with(&url.request, spec, ip, &progress);
+            report.url.clone_from(&url.shown);
+            crate::expect::judge(&mut report, &spec.expect);
+            report.name.clone_from(&spec.name);
+            shared.check_certificate(&report);
+            report.scheduled = scheduled;
+            report.lateness = started
+                .saturating_duration_since(job.deadline)
+                .as_secs_f64();
             let mut s = lock(slot);
             if s.abandoned {
                 return;
             }
-            s.running = Some(Running {
-                job: job.clone(),
-                progress: progress.clone(),
-            });
+            s.running = None;
+            shared.sink.emit(report);
         }
-        let started = Instant::now();
-        let spec = &job.target.spec;
-        let mut report = prober.probe_with(&url.request, spec, &progress);
-        report.url.clone_from(&url.shown);
-        crate::expect::judge(&mut report, &spec.expect);
-        report.name.clone_from(&spec.name);
-        shared.check_certificate(&report);
-        report.scheduled = scheduled;
-        report.lateness = started
-            .saturating_duration_since(job.deadline)
-            .as_secs_f64();
-        let mut s = lock(slot);
-        if s.abandoned {
-            return;
-        }
-        s.running = None;
-        shared.sink.emit(report);
     }
 }

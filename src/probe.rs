@@ -45,7 +45,7 @@ use ureq::{Agent, Error, Timeout};
 
 use crate::redact;
 use crate::report::{ErrorKind, Report};
-use crate::targets::Spec;
+use crate::targets::{Bind, IpMode, Spec};
 use crate::wire_body::WireBody;
 
 /// Redirect limit when following: libcurl's default CURLOPT_MAXREDIRS (30).
@@ -68,6 +68,9 @@ const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 /// line, the request line, must fit (servers refuse > 8 KiB anyway).
 const INPUT_BUFFER: usize = MAX_RESPONSE_HEAD + 1024;
 const OUTPUT_BUFFER: usize = 16 * 1024;
+
+/// How much of a body `match=` looks at.
+const MATCH_WINDOW: usize = 64 * 1024;
 
 /// Read buffer for draining bodies: bytes are counted, never kept.
 const DRAIN_BUF: usize = 16 * 1024;
@@ -180,16 +183,22 @@ impl Prober {
     /// Report with `error_kind` and `error`. `scheduled`/`lateness` stay 0.
     /// The report's `url` has any credentials hidden.
     pub fn probe(&self, url: &str) -> Report {
-        self.probe_with(url, &Spec::default(), &Progress::default())
+        self.probe_with(url, &Spec::default(), IpMode::Any, &Progress::default())
     }
 
     /// As [`Prober::probe`], recording its progress in `progress` so that
     /// another thread can report it ([`Progress::interrupted`]) if it hangs.
-    /// `spec` says the method, the headers and the time limit.
-    pub fn probe_with(&self, url: &str, spec: &Spec, progress: &Progress) -> Report {
+    /// `spec` says the method, the headers, the time limit, the address
+    /// family, where to connect from and to, and what to expect; `ip` is the
+    /// family for this probe (a `both` target is probed once with each).
+    pub fn probe_with(&self, url: &str, spec: &Spec, ip: IpMode, progress: &Progress) -> Report {
         let timestamp = wall_now();
         let start = Instant::now();
-        let guard = CtxGuard::install(progress, Ctx::new(start, timestamp, self.connect_timeout));
+        let mut ctx = Ctx::new(start, timestamp, self.connect_timeout);
+        ctx.family = Family::of(ip, spec.bind.as_ref());
+        ctx.bind.clone_from(&spec.bind);
+        ctx.resolve.clone_from(&spec.resolve);
+        let guard = CtxGuard::install(progress, ctx);
         let outcome = self.exchange(url, spec);
         let total = start.elapsed().as_secs_f64();
         let ctx = guard.take();
@@ -211,6 +220,16 @@ impl Prober {
                 report.code = i32::from(ok.code);
                 report.http_version = Some(ok.version.to_string());
                 report.size_download = ok.size;
+                if ok.matched == Some(false)
+                    && let Some(m) = &spec.body_match
+                {
+                    report.error_kind = Some(ErrorKind::Expectation);
+                    report.error = Some(format!(
+                        "body does not match \"{}\" (first {} KiB)",
+                        redact::value(&m.pattern),
+                        MATCH_WINDOW / 1024
+                    ));
+                }
             }
             Err(failure) => {
                 report.code = failure.code.map(i32::from).unwrap_or(0);
@@ -257,10 +276,18 @@ impl Prober {
         let mut reader = response.into_body().into_reader();
         let mut buf = [0u8; DRAIN_BUF];
         let mut size: i64 = 0;
+        // match= looks at the start of the body only: kept only when asked.
+        let mut kept: Vec<u8> = Vec::new();
         loop {
             match reader.read(&mut buf) {
                 Ok(0) => break,
-                Ok(n) => size += n as i64,
+                Ok(n) => {
+                    size += n as i64;
+                    if spec.body_match.is_some() && kept.len() < MATCH_WINDOW {
+                        let take = n.min(MATCH_WINDOW - kept.len());
+                        kept.extend_from_slice(&buf[..take]);
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     // io::Error may carry a ureq::Error (timeouts, protocol): unwrap it.
@@ -273,10 +300,15 @@ impl Prober {
                 }
             }
         }
+        let matched = spec
+            .body_match
+            .as_ref()
+            .map(|m| m.regex.is_match(&String::from_utf8_lossy(&kept)));
         Ok(Exchanged {
             code,
             version,
             size,
+            matched,
         })
     }
 }
@@ -285,6 +317,8 @@ struct Exchanged {
     code: u16,
     version: &'static str,
     size: i64,
+    /// Whether the body matched `match=`, when one is given.
+    matched: Option<bool>,
 }
 
 /// A failed exchange, with what had arrived before it failed.
@@ -381,6 +415,15 @@ struct Ctx {
     redirected_to: Option<String>,
     /// The current hop's TLS session and certificate, as far as known.
     tls: TlsFacts,
+    /// Address family this probe may use (`ip=`, or a `bind=` address's).
+    family: Family,
+    /// `bind=`: where connections come from.
+    bind: Option<Bind>,
+    /// `resolve=`: the addresses used instead of DNS for the target's host.
+    resolve: Vec<IpAddr>,
+    /// Addresses given up on before the one that answered, and the time lost on them.
+    tried: Vec<String>,
+    fallback: Duration,
     host: Option<String>,
 }
 
@@ -401,6 +444,11 @@ impl Ctx {
             wire_body: 0,
             redirected_to: None,
             tls: TlsFacts::default(),
+            family: Family::Any,
+            bind: None,
+            resolve: Vec::new(),
+            tried: Vec::new(),
+            fallback: Duration::ZERO,
             host: None,
         }
     }
@@ -434,6 +482,11 @@ impl Ctx {
             report.cert_not_after = Some(leaf.not_after);
         }
         report.cert_chain_not_after = tls.chain_not_after;
+        report.addresses_tried.clone_from(&self.tried);
+        report.fallback_time = self.fallback.as_secs_f64();
+        report.ip_family = self
+            .connected
+            .map(|a| if a.is_ipv4() { "ipv4" } else { "ipv6" }.to_string());
     }
 
     /// A new request (the first, or a redirect hop) is starting with DNS.
@@ -470,6 +523,36 @@ impl Ctx {
         match self.cur[which] {
             Some(v) => self.acc[which] + v,
             None => 0.0,
+        }
+    }
+}
+
+/// Which addresses a probe may connect to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Any,
+    V4,
+    V6,
+}
+
+impl Family {
+    fn admits(self, a: &SocketAddr) -> bool {
+        match self {
+            Family::Any => true,
+            Family::V4 => a.is_ipv4(),
+            Family::V6 => a.is_ipv6(),
+        }
+    }
+
+    /// From `ip=` (for `both`, the caller probes once with each) and `bind=`:
+    /// a bound address can only reach its own family.
+    fn of(ip: IpMode, bind: Option<&Bind>) -> Family {
+        match (ip, bind) {
+            (IpMode::V4, _) => Family::V4,
+            (IpMode::V6, _) => Family::V6,
+            (_, Some(Bind::Address(a))) if a.is_ipv4() => Family::V4,
+            (_, Some(Bind::Address(_))) => Family::V6,
+            _ => Family::Any,
         }
     }
 }
@@ -629,37 +712,61 @@ impl Resolver for TimedResolver {
     ) -> Result<ResolvedSocketAddrs, Error> {
         let now = Instant::now();
         let host = uri.host().map(str::to_string);
-        with_ctx(|c| {
+        let (family, resolve) = with_ctx(|c| {
             c.begin_hop(now);
             c.host = host;
             if c.hops > 1 {
                 c.redirected_to = Some(uri.to_string());
             }
+            // resolve= stands for the target's own host: not for redirect hops.
+            let resolve = if c.hops == 1 {
+                c.resolve.clone()
+            } else {
+                Vec::new()
+            };
+            (c.family, resolve)
+        })
+        .unwrap_or((Family::Any, Vec::new()));
+        let port = uri.port_u16().or(match uri.scheme_str() {
+            Some("http") => Some(80),
+            Some("https") => Some(443),
+            _ => None,
         });
         // An IP literal needs no lookup; skipping DefaultResolver also skips
         // the thread it spawns per lookup when a resolve timeout is set.
-        let literal = uri.host().and_then(|h| {
-            let ip: IpAddr = h
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse()
-                .ok()?;
-            let port = uri.port_u16().or(match uri.scheme_str() {
-                Some("http") => Some(80),
-                Some("https") => Some(443),
-                _ => None,
-            })?;
-            Some(SocketAddr::new(ip, port))
-        });
-        let addrs = match literal {
-            Some(addr) => {
+        let literal: Option<IpAddr> = uri
+            .host()
+            .and_then(|h| h.trim_start_matches('[').trim_end_matches(']').parse().ok());
+        let given: Vec<IpAddr> = if resolve.is_empty() {
+            literal.into_iter().collect()
+        } else {
+            resolve
+        };
+        let addrs = match port {
+            Some(port) if !given.is_empty() => {
                 let mut addrs = self.inner.empty();
-                addrs.push(addr);
+                for ip in given {
+                    // At most 16 (checked when the targets are read): never full.
+                    let _ = addrs.try_push(SocketAddr::new(ip, port));
+                }
                 addrs
             }
-            None => self.inner.resolve(uri, config, timeout)?,
+            _ => self.inner.resolve(uri, config, timeout)?,
         };
         mark(NAMELOOKUP);
+        let addrs = match family {
+            Family::Any => addrs,
+            Family::V4 | Family::V6 => {
+                let mut kept = self.inner.empty();
+                for a in addrs.iter().filter(|a| family.admits(a)) {
+                    let _ = kept.try_push(*a);
+                }
+                if kept.is_empty() {
+                    return Err(Error::HostNotFound);
+                }
+                kept
+            }
+        };
         set_phase(Phase::Connect);
         Ok(addrs)
     }
@@ -680,6 +787,7 @@ impl Connector<()> for TimedTcp {
         _chained: Option<()>,
     ) -> Result<Option<Self::Out>, Error> {
         set_phase(Phase::Connect);
+        let bind = with_ctx(|c| c.bind.clone()).flatten();
         let count = details.addrs.len();
         // Share the budget between addresses as ureq does (halving weights).
         let total_weight = 2.0 * (1.0 - 0.5_f64.powi(count as i32));
@@ -714,17 +822,30 @@ impl Connector<()> for TimedTcp {
                 run_connector: details.run_connector.clone(),
                 register_shutdown: details.register_shutdown.clone(),
             };
-            match Connector::<()>::connect(&self.inner, &single, None) {
+            let tried_at = Instant::now();
+            let attempt: Result<Option<Box<dyn Transport>>, Error> = match &bind {
+                None => Connector::<()>::connect(&self.inner, &single, None)
+                    .map(|t| t.map(|t| Box::new(t) as Box<dyn Transport>)),
+                Some(b) => connect_bound(*addr, b, &single).map(Some),
+            };
+            // An address given up on: the time it cost shows in the record.
+            let gave_up = |c: &mut Ctx| {
+                c.tried.push(addr.to_string());
+                c.fallback += tried_at.elapsed();
+            };
+            match attempt {
                 Ok(Some(t)) => {
                     mark(CONNECT);
                     with_ctx(|c| c.connected = Some(*addr));
-                    return Ok(Some(Box::new(t)));
+                    return Ok(Some(t));
                 }
                 Ok(None) => return Ok(None),
                 Err(Error::Io(e)) if is_addr_specific(&e) && i + 1 < count => {
+                    with_ctx(gave_up);
                     last_err = Some(Error::Io(e));
                 }
                 Err(Error::Timeout(r)) if i + 1 < count => {
+                    with_ctx(gave_up);
                     if connect_deadline().is_some_and(|d| Instant::now() >= d) {
                         return Err(Error::Timeout(r));
                     }
@@ -734,6 +855,103 @@ impl Connector<()> for TimedTcp {
             }
         }
         Err(last_err.unwrap_or(Error::ConnectionFailed))
+    }
+}
+
+/// A TCP connection from a given local address or interface (`bind=`).
+fn connect_bound(
+    addr: SocketAddr,
+    bind: &Bind,
+    details: &ConnectionDetails,
+) -> Result<Box<dyn Transport>, Error> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    match bind {
+        Bind::Address(ip) => socket.bind(&SocketAddr::new(*ip, 0).into())?,
+        Bind::Interface(name) => socket.bind_device(Some(name.as_bytes()))?,
+    }
+    let timeout = match details.timeout.after {
+        UreqDuration::Exact(d) => d,
+        _ => MAX_TIMEOUT,
+    };
+    match socket.connect_timeout(&addr.into(), timeout) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::TimedOut || e.kind() == io::ErrorKind::WouldBlock => {
+            return Err(Error::Timeout(details.timeout.reason));
+        }
+        Err(e) => return Err(Error::Io(e)),
+    }
+    socket.set_tcp_nodelay(true)?;
+    let buffers = LazyBuffers::new(
+        details.config.input_buffer_size(),
+        details.config.output_buffer_size(),
+    );
+    Ok(Box::new(BoundTcp {
+        stream: socket.into(),
+        buffers,
+    }))
+}
+
+/// A plain TCP transport over a socket we connected ourselves (ureq's own
+/// is not public). Never pooled: every probe has a fresh connection.
+#[derive(Debug)]
+struct BoundTcp {
+    stream: std::net::TcpStream,
+    buffers: LazyBuffers,
+}
+
+/// ureq's timeout as std's (`None` = never).
+fn std_timeout(t: &NextTimeout) -> Option<Duration> {
+    match t.after {
+        UreqDuration::Exact(d) => Some(d.max(Duration::from_millis(1))),
+        _ => None,
+    }
+}
+
+fn io_or_timeout(e: io::Error, reason: Timeout) -> Error {
+    if matches!(
+        e.kind(),
+        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+    ) {
+        Error::Timeout(reason)
+    } else {
+        Error::Io(e)
+    }
+}
+
+impl Transport for BoundTcp {
+    fn buffers(&mut self) -> &mut dyn Buffers {
+        &mut self.buffers
+    }
+
+    fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), Error> {
+        self.stream.set_write_timeout(std_timeout(&timeout))?;
+        let output = &self.buffers.output()[..amount];
+        (&self.stream)
+            .write_all(output)
+            .map_err(|e| io_or_timeout(e, timeout.reason))
+    }
+
+    fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, Error> {
+        self.stream.set_read_timeout(std_timeout(&timeout))?;
+        let input = self.buffers.input_append_buf();
+        let n = loop {
+            match (&self.stream).read(input) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(io_or_timeout(e, timeout.reason)),
+            }
+        };
+        self.buffers.input_appended(n);
+        Ok(n > 0)
+    }
+
+    fn is_open(&mut self) -> bool {
+        true
+    }
+
+    fn is_tls(&self) -> bool {
+        false
     }
 }
 
@@ -1040,7 +1258,15 @@ fn classify(
     match (phase, err) {
         (_, Error::HostNotFound) => (
             ErrorKind::Dns,
-            format!("could not resolve host {host}: no addresses"),
+            match ctx.map(|c| c.family) {
+                Some(Family::V4) => {
+                    format!("could not resolve host {host}: no addresses (no IPv4 one)")
+                }
+                Some(Family::V6) => {
+                    format!("could not resolve host {host}: no addresses (no IPv6 one)")
+                }
+                _ => format!("could not resolve host {host}: no addresses"),
+            },
         ),
         (Phase::Resolve, e) => (
             ErrorKind::Dns,

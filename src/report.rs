@@ -96,6 +96,12 @@ pub struct Report {
     pub cert_not_after: Option<i64>,
     /// Earliest expiry in the presented chain, POSIX seconds.
     pub cert_chain_not_after: Option<i64>,
+    /// `ipv4` or `ipv6`: the family of `remote_ip`.
+    pub ip_family: Option<String>,
+    /// Addresses given up on before the one that answered (or before failing).
+    pub addresses_tried: Vec<String>,
+    /// Seconds lost on `addresses_tried`.
+    pub fallback_time: f64,
 }
 
 /// Labels shared by every report of a run (one allocation, not one per report).
@@ -130,7 +136,7 @@ impl Report {
             "{{\"url\":{},\"code\":{},\"timestamp\":{},\"namelookup\":{},\"connect\":{},\
              \"appconnect\":{},\"pretransfer\":{},\"starttransfer\":{},\"total\":{},\
              \"size_download\":{},\"remote_ip\":{},\"http_version\":{},\"error_kind\":{},\
-             \"error\":{},\"scheduled\":{},\"lateness\":{},\"id\":{},\"source\":{},\"labels\":{{{}}},\"success\":{},\"name\":{},\"redirect_count\":{},\"redirect_time\":{},\"effective_url\":{},\"tls_version\":{},\"tls_cipher\":{},\"alpn\":{},\"cert_subject\":{},\"cert_issuer\":{},\"cert_not_before\":{},\"cert_not_after\":{},\"cert_chain_not_after\":{}}}",
+             \"error\":{},\"scheduled\":{},\"lateness\":{},\"id\":{},\"source\":{},\"labels\":{{{}}},\"success\":{},\"name\":{},\"redirect_count\":{},\"redirect_time\":{},\"effective_url\":{},\"tls_version\":{},\"tls_cipher\":{},\"alpn\":{},\"cert_subject\":{},\"cert_issuer\":{},\"cert_not_before\":{},\"cert_not_after\":{},\"cert_chain_not_after\":{},\"ip_family\":{},\"addresses_tried\":[{}],\"fallback_time\":{}}}",
             s(&self.url),
             self.code,
             num(self.timestamp),
@@ -168,6 +174,13 @@ impl Report {
             int(self.cert_not_before),
             int(self.cert_not_after),
             int(self.cert_chain_not_after),
+            opt(self.ip_family.as_deref()),
+            self.addresses_tried
+                .iter()
+                .map(|a| s(a))
+                .collect::<Vec<_>>()
+                .join(","),
+            num(self.fallback_time),
         );
     }
 
@@ -231,6 +244,17 @@ impl Report {
                 "cert_chain_not_after".into(),
                 long(self.cert_chain_not_after),
             ),
+            ("ip_family".into(), opt(self.ip_family.as_deref())),
+            (
+                "addresses_tried".into(),
+                Value::Array(
+                    self.addresses_tried
+                        .iter()
+                        .map(|a| Value::String(a.clone()))
+                        .collect(),
+                ),
+            ),
+            ("fallback_time".into(), Value::Double(self.fallback_time)),
         ])
     }
 }
@@ -358,6 +382,9 @@ mod tests {
             cert_not_before: Some(1_690_000_000),
             cert_not_after: Some(1_790_000_000),
             cert_chain_not_after: Some(1_780_000_000),
+            ip_family: Some("ipv4".into()),
+            addresses_tried: vec!["[::1]:443".into()],
+            fallback_time: 0.25,
         }
     }
 
@@ -376,7 +403,7 @@ mod tests {
         // Before source/labels, before id, and the original tool's nine fields.
         let json: serde_json::Value = serde_json::from_str(SCHEMA_JSON).expect("schema JSON");
         let total = json["fields"].as_array().expect("fields").len();
-        for drop in [8, 11, 13, 15, 16, total - 9] {
+        for drop in [3, 11, 14, 16, 18, 19, total - 9] {
             let before = earlier_schema(drop);
             assert!(
                 SchemaCompatibility::mutual_read(&before, &now).is_ok(),
@@ -386,7 +413,7 @@ mod tests {
         // And a record written now decodes with the earlier reader (and back).
         let enc = AvroEncoder::new(Framing::SingleObject).expect("encoder");
         let bytes = enc.encode(&sample()).expect("encode");
-        let before = earlier_schema(15);
+        let before = earlier_schema(18);
         let reader = apache_avro::reader::datum::GenericDatumReader::builder(&now)
             .reader_schema(&before)
             .build()

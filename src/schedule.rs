@@ -83,6 +83,9 @@ impl Schedule {
             next[*i] = Some(*at);
         }
         // Several lines may name the same URL and interval: match them in order.
+        // A Spec's regex caches internally, but its Hash and Eq use only the
+        // pattern text: the key cannot change while in the map.
+        #[allow(clippy::mutable_key_type)]
         let mut old: HashMap<(&str, Duration, &Spec), VecDeque<usize>> = HashMap::new();
         for (i, t) in self.targets.iter().enumerate() {
             old.entry(identity(t)).or_default().push_back(i);

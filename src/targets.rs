@@ -34,6 +34,15 @@ pub struct Spec {
     pub timeout: Option<Duration>,
     /// A label for the target (`name` in its records).
     pub name: Option<String>,
+    /// Regular expression the first 64 KiB of the body must match.
+    pub body_match: Option<BodyMatch>,
+    /// Address family to probe over.
+    pub ip: IpMode,
+    /// Local address or interface to probe from.
+    pub bind: Option<Bind>,
+    /// Addresses to connect to, in order, instead of resolving the host
+    /// (curl --resolve); empty = DNS.
+    pub resolve: Vec<std::net::IpAddr>,
 }
 
 impl Default for Spec {
@@ -44,12 +53,112 @@ impl Default for Spec {
             expect: StatusSet::default(),
             timeout: None,
             name: None,
+            body_match: None,
+            ip: IpMode::Any,
+            bind: None,
+            resolve: Vec::new(),
         }
     }
 }
 
+/// Which address family a probe uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IpMode {
+    /// Whatever the resolver gives, in its order (falling back address by address).
+    Any,
+    V4,
+    V6,
+    /// One probe per family per slot (a dual-stack pair of records).
+    Both,
+}
+
+impl IpMode {
+    pub fn parse(text: &str) -> Result<IpMode, String> {
+        match text {
+            "any" => Ok(IpMode::Any),
+            "4" => Ok(IpMode::V4),
+            "6" => Ok(IpMode::V6),
+            "both" => Ok(IpMode::Both),
+            _ => Err(format!(
+                "ip `{}` must be 4, 6, any or both",
+                redact::value(text)
+            )),
+        }
+    }
+}
+
+/// A local address or an interface to probe from.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Bind {
+    Address(std::net::IpAddr),
+    /// Linux SO_BINDTODEVICE.
+    Interface(String),
+}
+
+impl Bind {
+    /// An IP address, else an interface name (1-15 characters, as Linux allows).
+    pub fn parse(text: &str) -> Result<Bind, String> {
+        if let Ok(ip) = text.parse() {
+            return Ok(Bind::Address(ip));
+        }
+        let ok = !text.is_empty()
+            && text.len() <= 15
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.@:".contains(&b));
+        if ok {
+            Ok(Bind::Interface(text.to_string()))
+        } else {
+            Err(format!(
+                "bind `{}` is neither an IP address nor an interface name",
+                redact::value(text)
+            ))
+        }
+    }
+}
+
+/// A compiled `match=` expression; compared and hashed by its text.
+#[derive(Debug, Clone)]
+pub struct BodyMatch {
+    pub pattern: String,
+    pub regex: regex_lite::Regex,
+}
+
+impl BodyMatch {
+    pub fn parse(pattern: &str) -> Result<BodyMatch, String> {
+        let regex = regex_lite::RegexBuilder::new(pattern)
+            .size_limit(1 << 20)
+            .build()
+            .map_err(|e| {
+                format!(
+                    "match `{}` is not a valid regular expression: {}",
+                    redact::value(pattern),
+                    redact::value(&e.to_string())
+                )
+            })?;
+        Ok(BodyMatch {
+            pattern: pattern.to_string(),
+            regex,
+        })
+    }
+}
+
+impl PartialEq for BodyMatch {
+    fn eq(&self, other: &Self) -> bool {
+        self.pattern == other.pattern
+    }
+}
+
+impl Eq for BodyMatch {}
+
+impl std::hash::Hash for BodyMatch {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.pattern.hash(state);
+    }
+}
+
 /// Option keys a line may carry after the URL.
-const OPTION_KEYS: &str = "method, header, expect, timeout, name";
+const OPTION_KEYS: &str = "method, header, expect, match, timeout, name, ip, bind, resolve";
 
 /// One URL to probe and how often.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -240,6 +349,27 @@ fn options(fields: &[&[u8]], defaults: &Spec) -> Result<Spec, String> {
                 let t = parse_interval(value).map_err(|e| format!("timeout: {e}"))?;
                 spec.timeout = Some(t);
             }
+            "match" => spec.body_match = Some(BodyMatch::parse(value)?),
+            "ip" => spec.ip = IpMode::parse(value)?,
+            "bind" => spec.bind = Some(Bind::parse(value)?),
+            "resolve" => {
+                spec.resolve = value
+                    .split(['|', ' '])
+                    .filter(|a| !a.is_empty())
+                    .map(|a| {
+                        a.trim_start_matches('[')
+                            .trim_end_matches(']')
+                            .parse()
+                            .map_err(|_| {
+                                format!("resolve `{}` is not an IP address", redact::value(a))
+                            })
+                    })
+                    .collect::<Result<_, _>>()?;
+                // ureq holds at most 16 addresses per name.
+                if spec.resolve.is_empty() || spec.resolve.len() > 16 {
+                    return Err("resolve takes 1 to 16 IP addresses (a|b|…)".to_string());
+                }
+            }
             "name" => {
                 if value.is_empty()
                     || value.chars().count() > 256
@@ -356,7 +486,7 @@ mod tests {
                 "t.csv:5: URL `ftp://a.test/` has scheme `ftp`; only http and https are probed",
                 "t.csv:6: URL `/relative` is not absolute (expected http:// or https://)",
                 "t.csv:7: expected 2 fields `interval_seconds, URL`, found 1",
-                "t.csv:8: expected key=value after the URL (method, header, expect, timeout, name), found `extra`",
+                "t.csv:8: expected key=value after the URL (method, header, expect, match, timeout, name, ip, bind, resolve), found `extra`",
                 "t.csv:9: interval `nan` must be a positive number of seconds",
                 "t.csv:10: URL `http://` has no host",
             ]
@@ -406,6 +536,46 @@ mod tests {
             "5, http://a.test/, colour=red\n5, http://a.test/, expect=2xx\n5, http://a.test/, timeout=0\n5, http://a.test/, method=GE T\n5, http://a.test/, header=Bad Name: x\n5, http://a.test/, header=X-Token: s3cr3t\u{7f}\n5, http://a.test/, name=a, name=b\n",
         );
         assert_eq!(p.len(), 7, "{p:?}");
+        let q = bad(
+            "5, http://a.test/, ip=5\n5, http://a.test/, bind=not an interface\n5, http://a.test/, resolve=a.b.c.d\n5, http://a.test/, match=(unclosed\n",
+        );
+        assert!(
+            q[0].contains("ip `5` must be 4, 6, any or both"),
+            "{}",
+            q[0]
+        );
+        assert!(q[1].contains("bind `not an interface`"), "{}", q[1]);
+        assert!(
+            q[2].contains("resolve `a.b.c.d` is not an IP address"),
+            "{}",
+            q[2]
+        );
+        assert!(
+            q[3].contains("match `(unclosed` is not a valid regular expression"),
+            "{}",
+            q[3]
+        );
+        let t = ok(
+            "1, http://a.test/, ip=both, bind=127.0.0.2, resolve=::1, match=o+k\n1, http://a.test/, bind=eth0\n",
+        );
+        assert_eq!(t[0].spec.ip, IpMode::Both);
+        assert_eq!(
+            t[0].spec.bind,
+            Some(Bind::Address("127.0.0.2".parse().expect("ip")))
+        );
+        assert_eq!(
+            t[0].spec.resolve,
+            vec!["::1".parse::<std::net::IpAddr>().expect("ip")]
+        );
+        assert!(
+            t[0].spec
+                .body_match
+                .as_ref()
+                .is_some_and(|m| m.regex.is_match("fooook"))
+        );
+        assert_eq!(t[1].spec.bind, Some(Bind::Interface("eth0".into())));
+        let t = ok("1, http://a.test/, resolve=127.0.0.1|[::1]\n");
+        assert_eq!(t[0].spec.resolve.len(), 2);
         assert!(p[0].contains("unknown option `colour`"), "{}", p[0]);
         assert!(
             p[1].contains("expect: `2xx` is not a status code"),

@@ -84,7 +84,7 @@ fn bad_targets_files_list_every_bad_line() {
             b"5\n5, http://a.test/, x\n",
             &[
                 ":1: expected 2 fields",
-                ":2: expected key=value after the URL (method, header, expect, timeout, name), found `x`",
+                ":2: expected key=value after the URL (method, header, expect, match, timeout, name, ip, bind, resolve), found `x`",
             ],
         ),
         (
@@ -101,7 +101,7 @@ fn bad_targets_files_list_every_bad_line() {
             "options.csv",
             b"5, http://a.test/, colour=red\n5, http://a.test/, header=X-Token: s3cr3t\x7f\n5, http://a.test/, expect=2xx\n",
             &[
-                ":1: unknown option `colour` (known: method, header, expect, timeout, name)",
+                ":1: unknown option `colour` (known: method, header, expect, match, timeout, name, ip, bind, resolve)",
                 ":2: header `X-Token`: its value has characters a header cannot carry",
                 ":3: expect: `2xx` is not a status code or range (100-599, e.g. 200-299|301)",
             ],

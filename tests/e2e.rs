@@ -357,3 +357,41 @@ fn a_certificate_near_its_end_is_logged_once_a_day_and_described_in_each_record(
     }
     assert_eq!(err.matches("certificate expired").count(), 1, "{err}");
 }
+
+#[test]
+fn ip_both_gives_a_dual_stack_pair_per_slot() {
+    let http = HttpServer::start(); // 127.0.0.1 only: IPv6 is refused
+    let port = http.addr().port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("t.csv");
+    std::fs::write(
+        &csv,
+        format!("0.1, http://pair.invalid:{port}/fixed, ip=both, resolve=127.0.0.1|::1\n"),
+    )
+    .expect("write");
+    let mut child = spawn(&[csv.to_str().expect("path")]);
+    std::thread::sleep(Duration::from_millis(450));
+    signal(&child, "-TERM");
+    let status = wait(&mut child, Duration::from_secs(10));
+    let (out, err) = read_all(&mut child);
+    assert_eq!(status.code(), Some(0), "{err}");
+    let records = parse_lines(&out);
+    let v4: Vec<_> = records
+        .iter()
+        .filter(|r| r["ip_family"] == "ipv4")
+        .collect();
+    let v6_failed: Vec<_> = records
+        .iter()
+        .filter(|r| {
+            r["error_kind"] == "connect" && r["error"].as_str().is_some_and(|e| e.contains("[::1]"))
+        })
+        .collect();
+    assert!(v4.len() >= 3, "{out}");
+    assert_eq!(v4.len(), v6_failed.len(), "one of each per slot: {out}");
+    let slots = |rs: &[&serde_json::Value]| {
+        let mut v: Vec<String> = rs.iter().map(|r| r["scheduled"].to_string()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(slots(&v4), slots(&v6_failed), "each pair shares its slot");
+}

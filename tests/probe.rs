@@ -6,8 +6,9 @@ use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use latency_logger::probe::{ProbeConfig, Prober};
+use latency_logger::probe::{ProbeConfig, Prober, Progress};
 use latency_logger::report::{ErrorKind, Report};
+use latency_logger::targets::{self, IpMode, Spec};
 use support::{Cert, FIXED_BODY_LEN, HttpServer, HttpsServer};
 
 fn prober(cfg: ProbeConfig) -> Prober {
@@ -617,4 +618,94 @@ fn tls_facts_are_recorded_whether_or_not_the_certificate_verifies() {
         (r.tls_version, r.cert_subject, r.cert_not_after),
         (None, None, None)
     );
+}
+
+/// The spec of a one-line targets file `1, URL, OPTIONS`.
+fn spec(url: &str, options: &str) -> Spec {
+    let t = targets::parse("t.csv", format!("1, {url}, {options}\n").as_bytes()).expect("valid");
+    (*t[0].spec).clone()
+}
+
+fn probe_spec(url: &str, options: &str, ip: IpMode) -> Report {
+    prober(short()).probe_with(url, &spec(url, options), ip, &Progress::default())
+}
+
+#[test]
+fn ip_family_is_forced_and_a_fallback_is_recorded() {
+    // Served on ::1 only; the name resolves (resolve=) to 127.0.0.1 first.
+    let v6 = HttpServer::start_at("[::1]:0");
+    let port = v6.addr().port();
+    let url = format!("http://dual.invalid:{port}/fixed");
+    let both = "resolve=127.0.0.1|::1";
+
+    let r = probe_spec(&url, both, IpMode::Any);
+    assert_ok(&r);
+    assert_eq!(r.ip_family.as_deref(), Some("ipv6"));
+    assert_eq!(r.addresses_tried, vec![format!("127.0.0.1:{port}")]);
+    assert!(
+        r.fallback_time > 0.0 && r.fallback_time <= r.connect,
+        "{r:?}"
+    );
+
+    let r = probe_spec(&url, both, IpMode::V6);
+    assert_ok(&r);
+    assert!(r.addresses_tried.is_empty(), "{r:?}");
+    assert_eq!(r.remote_ip.as_deref(), Some("::1"));
+
+    let r = probe_spec(&url, both, IpMode::V4);
+    assert_eq!(r.error_kind, Some(ErrorKind::Connect), "{r:?}");
+    assert_eq!(r.remote_ip, None);
+
+    let r = probe_spec(&url, "resolve=127.0.0.1", IpMode::V6);
+    assert_eq!(r.error_kind, Some(ErrorKind::Dns), "{r:?}");
+    assert!(
+        r.error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("no addresses"),
+        "{r:?}"
+    );
+    // Nothing but loopback was contacted: the name itself is never looked up.
+    assert!(
+        v6.requests()
+            .iter()
+            .all(|h| h.to_ascii_lowercase().contains("host: dual.invalid:")),
+        "{:?}",
+        v6.requests()
+    );
+}
+
+#[test]
+fn bind_and_resolve_choose_the_path() {
+    let server = HttpServer::start();
+    let port = server.addr().port();
+    let url = format!("http://backend.invalid:{port}/fixed");
+    let r = probe_spec(&url, "resolve=127.0.0.1, bind=127.0.0.2", IpMode::Any);
+    assert_ok(&r);
+    assert_eq!(r.code, 200);
+    let peers = server.peers();
+    assert_eq!(
+        peers.last().map(|p| p.ip().to_string()).as_deref(),
+        Some("127.0.0.2")
+    );
+
+    let r = probe_spec(&url, "resolve=127.0.0.1, bind=no-such-if0", IpMode::Any);
+    assert_eq!(r.error_kind, Some(ErrorKind::Connect), "{r:?}");
+    assert!(r.namelookup > 0.0, "{r:?}");
+}
+
+#[test]
+fn body_match_is_an_expectation() {
+    let server = HttpServer::start();
+    let url = server.url("/fixed");
+    let r = probe_spec(&url, "match=^abcdef", IpMode::Any);
+    assert_ok(&r);
+    // The body is the alphabet over and over: never two z in a row.
+    let r = probe_spec(&url, "match=zz+", IpMode::Any);
+    assert_eq!(r.error_kind, Some(ErrorKind::Expectation), "{r:?}");
+    assert_eq!(
+        r.error.as_deref(),
+        Some("body does not match \"zz+\" (first 64 KiB)")
+    );
+    assert_eq!(r.size_download, FIXED_BODY_LEN as i64);
 }

@@ -228,6 +228,9 @@ fn report(url: &str, timestamp: f64, i: u64) -> Report {
         cert_not_before: None,
         cert_not_after: None,
         cert_chain_not_after: None,
+        ip_family: Some("ipv4".into()),
+        addresses_tried: Vec::new(),
+        fallback_time: 0.0,
     }
 }
 

@@ -75,6 +75,9 @@ fn sample_report() -> Report {
         cert_not_before: None,
         cert_not_after: None,
         cert_chain_not_after: None,
+        ip_family: Some("ipv4".into()),
+        addresses_tried: Vec::new(),
+        fallback_time: 0.0,
     }
 }
 

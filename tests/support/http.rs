@@ -38,6 +38,8 @@ struct Shared {
     stop: AtomicBool,
     /// Request heads received, in arrival order.
     requests: Mutex<Vec<String>>,
+    /// Where each connection came from, in arrival order.
+    peers: Mutex<Vec<SocketAddr>>,
     workers: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -50,11 +52,16 @@ struct Server {
 
 impl Server {
     fn start(tls: Option<Arc<ServerConfig>>) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        Server::start_at("127.0.0.1:0", tls)
+    }
+
+    fn start_at(bind: &str, tls: Option<Arc<ServerConfig>>) -> Server {
+        let listener = TcpListener::bind(bind).unwrap_or_else(|e| panic!("bind {bind}: {e}"));
         let addr = listener.local_addr().expect("local_addr");
         let shared = Arc::new(Shared {
             stop: AtomicBool::new(false),
             requests: Mutex::new(Vec::new()),
+            peers: Mutex::new(Vec::new()),
             workers: Mutex::new(Vec::new()),
         });
         let sh = shared.clone();
@@ -64,6 +71,9 @@ impl Server {
                     break;
                 }
                 let Ok(stream) = stream else { continue };
+                if let Ok(peer) = stream.peer_addr() {
+                    sh.peers.lock().unwrap().push(peer);
+                }
                 let sh2 = sh.clone();
                 let tls = tls.clone();
                 let worker = thread::spawn(move || {
@@ -83,6 +93,10 @@ impl Server {
 
     fn requests(&self) -> Vec<String> {
         self.shared.requests.lock().unwrap().clone()
+    }
+
+    fn peers(&self) -> Vec<SocketAddr> {
+        self.shared.peers.lock().unwrap().clone()
     }
 }
 
@@ -195,6 +209,18 @@ impl HttpServer {
     pub fn start() -> HttpServer {
         HttpServer {
             server: Server::start(None),
+        }
+    }
+
+    /// Where each connection came from.
+    pub fn peers(&self) -> Vec<SocketAddr> {
+        self.server.peers()
+    }
+
+    /// On another loopback address, e.g. `[::1]:0` or `127.0.0.2:0`.
+    pub fn start_at(bind: &str) -> HttpServer {
+        HttpServer {
+            server: Server::start_at(bind, None),
         }
     }
 
