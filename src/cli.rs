@@ -185,7 +185,7 @@ const FLAGS: &[FlagDoc] = &[
         None,
         "security-protocol",
         Some("P"),
-        "plaintext, ssl, sasl_plaintext or sasl_ssl [default: plaintext, or ssl when a TLS file is given].",
+        "plaintext, ssl, sasl_plaintext or sasl_ssl [default: plaintext]; the TLS files need ssl or sasl_ssl.",
     ),
     (
         None,
@@ -335,86 +335,112 @@ pub fn parse_low(args: impl IntoIterator<Item = OsString>) -> Result<LowArgs, Us
     use lexopt::prelude::*;
     let mut p = lexopt::Parser::from_args(args);
     let mut low = LowArgs::default();
-    let text = |p: &mut lexopt::Parser, flag: &str| -> Result<String, UsageError> {
-        let v = p.value()?;
-        v.into_string()
-            .map_err(|v| UsageError(format!("{flag}: value {v:?} is not valid UTF-8")))
-    };
     while let Some(arg) = p.next()? {
-        let mut kafka = |key: &str, p: &mut lexopt::Parser, flag: &str| -> Result<(), UsageError> {
-            let v = text(p, flag)?;
-            low.kafka.push((key.to_string(), v));
-            Ok(())
-        };
-        match arg {
-            Short('h') | Long("help") => low.help = true,
-            Short('V') | Long("version") => low.version = true,
-            Short('v') | Long("verbose") => low.verbose = low.verbose.saturating_add(1),
-            Long("check") => low.check = true,
-            Short('Q') | Long("queue") => low.queue = Some(text(&mut p, "-Q/--queue")?),
-            Short('W') | Long("workers") => low.workers = Some(text(&mut p, "-W/--workers")?),
-            Long("connect-timeout") => {
-                low.connect_timeout = Some(text(&mut p, "--connect-timeout")?)
+        // Only what FLAGS defines (and so `-h` shows) is a flag at all.
+        let flag = match &arg {
+            Short(c) => FLAGS.iter().find(|f| f.0 == Some(*c)),
+            Long(l) => FLAGS.iter().find(|f| f.1 == *l),
+            Value(v) if low.file.is_none() => {
+                low.file = Some(v.into());
+                continue;
             }
-            Long("timeout") => low.timeout = Some(text(&mut p, "--timeout")?),
-            Long("follow-redirects") => low.follow_redirects = true,
-            Long("splay") => low.splay = Some(text(&mut p, "--splay")?),
-            Long("cacert") => low.cacert = Some(p.value()?.into()),
-            Short('B') | Long("bootstrap-servers") => {
-                kafka("bootstrap.servers", &mut p, "-B/--bootstrap-servers")?
-            }
-            Short('T') | Long("topic") => low.topic = Some(text(&mut p, "-T/--topic")?),
-            Short('S') | Long("schema-registry") => {
-                low.schema_registry = Some(text(&mut p, "-S/--schema-registry")?)
-            }
-            Long("ca-cert") => kafka("ssl.ca.location", &mut p, "--ca-cert")?,
-            Long("auth-cert") => kafka("ssl.certificate.location", &mut p, "--auth-cert")?,
-            Long("auth-key") => kafka("ssl.key.location", &mut p, "--auth-key")?,
-            Long("security-protocol") => kafka("security.protocol", &mut p, "--security-protocol")?,
-            Long("sasl-mechanism") => kafka("sasl.mechanism", &mut p, "--sasl-mechanism")?,
-            Long("sasl-username") => kafka("sasl.username", &mut p, "--sasl-username")?,
-            Long("sasl-password-file") => low.sasl_password_file = Some(p.value()?.into()),
-            Long("acks") => kafka("acks", &mut p, "--acks")?,
-            Long("compression") => kafka("compression.type", &mut p, "--compression")?,
-            Long("linger-ms") => kafka("linger.ms", &mut p, "--linger-ms")?,
-            Long("buffer") => low.buffer = Some(text(&mut p, "--buffer")?),
-            Long("flush-timeout") => low.flush_timeout = Some(text(&mut p, "--flush-timeout")?),
-            Long("stop-timeout") => low.stop_timeout = Some(text(&mut p, "--stop-timeout")?),
-            Long("create-topic") => low.create_topic = true,
-            Long("stdout") => low.also_stdout = true,
-            Long("spool") => low.spool = Some(p.value()?.into()),
-            Long("spool-sync-ms") => low.spool_sync_ms = Some(text(&mut p, "--spool-sync-ms")?),
-            Long("spool-max-bytes") => {
-                low.spool_max_bytes = Some(text(&mut p, "--spool-max-bytes")?)
-            }
-            Long("stats-interval") => low.stats_interval = Some(text(&mut p, "--stats-interval")?),
-            Long("source") => low.source = Some(text(&mut p, "--source")?),
-            Long("expect") => low.expect = Some(text(&mut p, "--expect")?),
-            Long("ip") => low.ip = Some(text(&mut p, "--ip")?),
-            Long("bind") => low.bind = Some(text(&mut p, "--bind")?),
-            Long("cert-warn-days") => low.cert_warn_days = Some(text(&mut p, "--cert-warn-days")?),
-            Long("header") => low.headers.push(text(&mut p, "--header")?),
-            Long("label") => low.labels.push(text(&mut p, "--label")?),
-            Short('X') | Long("producer-property") => {
-                let kv = text(&mut p, "-X")?;
-                let Some((k, v)) = kv.split_once('=') else {
-                    return Err(UsageError(format!("-X: expected KEY=VALUE, got `{kv}`")));
-                };
-                if k.trim().is_empty() {
-                    return Err(UsageError(format!("-X: empty key in `{kv}`")));
-                }
-                low.kafka.push((k.trim().to_string(), v.to_string()));
-            }
-            Value(v) if low.file.is_none() => low.file = Some(v.into()),
             Value(v) => {
                 return Err(UsageError(format!(
                     "unexpected extra argument {v:?} (only one targets FILE is taken)"
                 )));
             }
-            _ => return Err(arg.unexpected().into()),
-        }
+        };
+        let Some(&(short, long, value, _)) = flag else {
+            return Err(arg.unexpected().into());
+        };
+        let shown = match short {
+            Some(c) => format!("-{c}/--{long}"),
+            None => format!("--{long}"),
+        };
+        let value = match value {
+            Some(_) => Some(p.value()?),
+            None => None,
+        };
+        apply(&mut low, long, &shown, value)?;
     }
     Ok(low)
+}
+
+/// Stores one flag (by its long name in FLAGS) and its value, if it takes one.
+fn apply(
+    low: &mut LowArgs,
+    long: &str,
+    shown: &str,
+    value: Option<OsString>,
+) -> Result<(), UsageError> {
+    let path = || PathBuf::from(value.clone().unwrap_or_default());
+    let text = || -> Result<String, UsageError> {
+        value
+            .clone()
+            .unwrap_or_default()
+            .into_string()
+            .map_err(|v| UsageError(format!("{shown}: value {v:?} is not valid UTF-8")))
+    };
+    let mut kafka = |key: &str| -> Result<(), UsageError> {
+        let v = text()?;
+        low.kafka.push((key.to_string(), v));
+        Ok(())
+    };
+    match long {
+        "help" => low.help = true,
+        "version" => low.version = true,
+        "verbose" => low.verbose = low.verbose.saturating_add(1),
+        "check" => low.check = true,
+        "queue" => low.queue = Some(text()?),
+        "workers" => low.workers = Some(text()?),
+        "connect-timeout" => low.connect_timeout = Some(text()?),
+        "timeout" => low.timeout = Some(text()?),
+        "follow-redirects" => low.follow_redirects = true,
+        "splay" => low.splay = Some(text()?),
+        "cacert" => low.cacert = Some(path()),
+        "bootstrap-servers" => kafka("bootstrap.servers")?,
+        "topic" => low.topic = Some(text()?),
+        "schema-registry" => low.schema_registry = Some(text()?),
+        "ca-cert" => kafka("ssl.ca.location")?,
+        "auth-cert" => kafka("ssl.certificate.location")?,
+        "auth-key" => kafka("ssl.key.location")?,
+        "security-protocol" => kafka("security.protocol")?,
+        "sasl-mechanism" => kafka("sasl.mechanism")?,
+        "sasl-username" => kafka("sasl.username")?,
+        "sasl-password-file" => low.sasl_password_file = Some(path()),
+        "acks" => kafka("acks")?,
+        "compression" => kafka("compression.type")?,
+        "linger-ms" => kafka("linger.ms")?,
+        "buffer" => low.buffer = Some(text()?),
+        "flush-timeout" => low.flush_timeout = Some(text()?),
+        "stop-timeout" => low.stop_timeout = Some(text()?),
+        "create-topic" => low.create_topic = true,
+        "stdout" => low.also_stdout = true,
+        "spool" => low.spool = Some(path()),
+        "spool-sync-ms" => low.spool_sync_ms = Some(text()?),
+        "spool-max-bytes" => low.spool_max_bytes = Some(text()?),
+        "stats-interval" => low.stats_interval = Some(text()?),
+        "source" => low.source = Some(text()?),
+        "label" => low.labels.push(text()?),
+        "expect" => low.expect = Some(text()?),
+        "header" => low.headers.push(text()?),
+        "cert-warn-days" => low.cert_warn_days = Some(text()?),
+        "ip" => low.ip = Some(text()?),
+        "bind" => low.bind = Some(text()?),
+        "producer-property" => {
+            let kv = text()?;
+            let Some((k, v)) = kv.split_once('=') else {
+                return Err(UsageError(format!("-X: expected KEY=VALUE, got `{kv}`")));
+            };
+            if k.trim().is_empty() {
+                return Err(UsageError(format!("-X: empty key in `{kv}`")));
+            }
+            low.kafka.push((k.trim().to_string(), v.to_string()));
+        }
+        // A flag in FLAGS that is stored nowhere: a bug, caught by a test.
+        _ => return Err(UsageError(format!("{shown}: flag not handled"))),
+    }
+    Ok(())
 }
 
 /// What `main` should do.
@@ -1082,6 +1108,44 @@ mod tests {
     fn bad_topic_and_registry() {
         assert!(err(&["-B", "k:1", "-T", "a b", "t.csv"]).contains("-T/--topic"));
         assert!(err(&["-B", "k:1", "-S", "reg:8081", "t.csv"]).contains("-S/--schema-registry"));
+    }
+
+    #[test]
+    fn every_flag_in_the_table_is_handled() {
+        for &(_, long, value, _) in FLAGS {
+            let mut low = LowArgs::default();
+            let v = value.map(|_| OsString::from("k=v"));
+            let r = apply(&mut low, long, long, v);
+            assert!(
+                !matches!(&r, Err(UsageError(e)) if e.ends_with("flag not handled")),
+                "--{long} is in FLAGS but not parsed"
+            );
+        }
+    }
+
+    #[test]
+    fn readme_and_help_name_the_same_flags() {
+        let readme = include_str!("../README.md");
+        let mut in_readme: Vec<String> = Vec::new();
+        for line in readme.lines().filter(|l| l.starts_with("| `-")) {
+            let cell = line.split('|').nth(1).unwrap_or_default();
+            for word in cell.split(|c: char| c == '`' || c == ',' || c == ' ') {
+                if let Some(name) = word.strip_prefix("--") {
+                    in_readme.push(name.to_string());
+                } else if let Some(c) = word.strip_prefix('-').filter(|w| w.len() == 1) {
+                    let long = FLAGS
+                        .iter()
+                        .find(|f| f.0.map(String::from).as_deref() == Some(c))
+                        .map(|f| f.1.to_string());
+                    in_readme.push(long.unwrap_or_else(|| format!("-{c} (unknown)")));
+                }
+            }
+        }
+        in_readme.sort();
+        in_readme.dedup();
+        let mut in_table: Vec<String> = FLAGS.iter().map(|f| f.1.to_string()).collect();
+        in_table.sort();
+        assert_eq!(in_readme, in_table, "README flag tables vs FLAGS (-h)");
     }
 
     #[test]
