@@ -1129,7 +1129,7 @@ mod tests {
         let mut in_readme: Vec<String> = Vec::new();
         for line in readme.lines().filter(|l| l.starts_with("| `-")) {
             let cell = line.split('|').nth(1).unwrap_or_default();
-            for word in cell.split(|c: char| c == '`' || c == ',' || c == ' ') {
+            for word in cell.split(['`', ',', ' ']) {
                 if let Some(name) = word.strip_prefix("--") {
                     in_readme.push(name.to_string());
                 } else if let Some(c) = word.strip_prefix('-').filter(|w| w.len() == 1) {
