@@ -429,6 +429,24 @@ mod tests {
     }
 
     #[test]
+    fn readme_lists_every_field() {
+        let readme = include_str!("../README.md");
+        let cells: String = readme
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .filter_map(|l| l.split('|').nth(1))
+            .collect();
+        let schema: serde_json::Value = serde_json::from_str(SCHEMA_JSON).expect("schema JSON");
+        for f in schema["fields"].as_array().expect("fields") {
+            let name = f["name"].as_str().expect("name");
+            assert!(
+                cells.contains(&format!("`{name}`")),
+                "README lacks field {name}"
+            );
+        }
+    }
+
+    #[test]
     fn json_line_round_trips_with_schema_field_names() {
         let mut out = Vec::new();
         sample().write_json_line(&mut out);
