@@ -447,3 +447,90 @@ fn broker_down_20s_mid_run_loses_and_duplicates_nothing() {
         .expect("consume");
     assert_same(&printed, &consumed, 3);
 }
+
+#[test]
+fn records_of_the_previous_schema_and_this_one_decode_side_by_side() {
+    if !harness_ready("records_of_the_previous_schema_and_this_one") {
+        return;
+    }
+    let k = Broker::shared(Mode::All);
+    let topic = k.unique_topic("probes-evolve", 1);
+    let registry = Registry::start(None);
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The schema as this session found it: the first 16 fields.
+    let mut old: serde_json::Value =
+        serde_json::from_str(latency_logger::report::SCHEMA_JSON).expect("schema");
+    old["fields"].as_array_mut().expect("fields").truncate(16);
+    let old_path = dir.path().join("old.avsc");
+    std::fs::write(&old_path, old.to_string()).expect("write old schema");
+    let status = Command::new(support::kafka::venv_python())
+        .arg(support::kafka::support_dir().join("produce_old.py"))
+        .arg("--env")
+        .arg(k.dir.join("env"))
+        .args([
+            "--topic",
+            &topic,
+            "--registry",
+            &registry.url,
+            "--count",
+            "3",
+        ])
+        .arg("--schema")
+        .arg(&old_path)
+        .status()
+        .expect("run produce_old.py");
+    assert!(status.success(), "produce_old.py failed");
+
+    let http = HttpServer::start();
+    let (csv, _) = targets_csv(dir.path(), &http);
+    let args = owned(&[
+        "--stdout",
+        "-B",
+        k.addr(Listener::Plaintext),
+        "-T",
+        &topic,
+        "-S",
+        &registry.url,
+        &csv,
+    ]);
+    let child = spawn(&args, &[]);
+    std::thread::sleep(Duration::from_millis(700));
+    term(&child);
+    let (code, out, err) = finish(child, Duration::from_secs(30));
+    assert_eq!(code, Some(0), "{err}");
+    let printed = json_lines(&out);
+    assert!(!printed.is_empty());
+    let consumed = k
+        .consume_args(
+            Listener::Plaintext,
+            &topic,
+            3 + printed.len(),
+            Duration::from_secs(60),
+            &Decode::Registry(&registry.url, None),
+            &["--any-registered-schema"],
+        )
+        .expect("consume old and new records");
+    let values: Vec<serde_json::Value> = consumed
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json")["value"].clone())
+        .collect();
+    let fields = |v: &serde_json::Value| v.as_object().map_or(0, |o| o.len());
+    let total = fields_now();
+    assert_eq!(
+        values.iter().filter(|v| fields(v) == 16).count(),
+        3,
+        "{values:?}"
+    );
+    assert_eq!(
+        values.iter().filter(|v| fields(v) == total).count(),
+        printed.len(),
+        "{values:?}"
+    );
+}
+
+/// Fields in the current schema.
+fn fields_now() -> usize {
+    let now: serde_json::Value =
+        serde_json::from_str(latency_logger::report::SCHEMA_JSON).expect("schema");
+    now["fields"].as_array().map_or(0, Vec::len)
+}

@@ -709,3 +709,38 @@ fn body_match_is_an_expectation() {
     );
     assert_eq!(r.size_download, FIXED_BODY_LEN as i64);
 }
+
+#[test]
+fn an_address_that_never_answers_costs_its_share_and_is_recorded() {
+    use socket2::{Domain, Socket, Type};
+    let server = HttpServer::start();
+    let port = server.addr().port();
+    // A listener on 127.0.0.2 with its backlog full: further SYNs are dropped,
+    // so a connect there hangs (loopback only; nothing leaves the machine).
+    let silent = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    let addr: std::net::SocketAddr = format!("127.0.0.2:{port}").parse().expect("addr");
+    silent
+        .bind(&addr.into())
+        .expect("bind 127.0.0.2 on the server's port");
+    silent.listen(0).expect("listen");
+    let filler = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).expect("fill");
+    let url = format!("http://silent.invalid:{port}/fixed");
+    let cfg = ProbeConfig {
+        connect_timeout: Duration::from_secs(2),
+        ..short()
+    };
+    let options = "resolve=127.0.0.2|127.0.0.1";
+    let r = prober(cfg).probe_with(
+        &url,
+        &spec(&url, options),
+        IpMode::Any,
+        &Progress::default(),
+    );
+    assert_ok(&r);
+    assert_eq!(r.remote_ip.as_deref(), Some("127.0.0.1"));
+    assert_eq!(r.addresses_tried, vec![format!("127.0.0.2:{port}")]);
+    // Two addresses share the 2 s budget 2:1, as ureq does: ~1.33 s lost.
+    assert!((1.0..1.8).contains(&r.fallback_time), "{r:?}");
+    assert!(r.connect >= r.fallback_time, "{r:?}");
+    drop(filler);
+}
