@@ -11,11 +11,11 @@ mod support;
 
 use latency_logger::kafka::partitioner::partition_for;
 use std::collections::{HashMap, HashSet};
-use std::io::Read;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 use support::HttpServer;
 use support::kafka::{Broker, Decode, Listener, Mode, Registry};
+use support::process::{Running, finish, spawn_drained as spawn};
 
 fn harness_ready(test: &str) -> bool {
     if support::kafka::kafka_available() {
@@ -29,57 +29,9 @@ fn harness_ready(test: &str) -> bool {
     false
 }
 
-/// The binary running, with its output drained continuously (a full pipe
-/// would otherwise stall the probes writing to it).
-struct Running {
-    child: Child,
-    out: std::thread::JoinHandle<String>,
-    err: std::thread::JoinHandle<String>,
-}
-
 /// Owned arguments from borrowed ones.
 fn owned(args: &[&str]) -> Vec<String> {
     args.iter().map(|s| s.to_string()).collect()
-}
-
-fn spawn(args: &[String], env: &[(&str, &str)]) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_latency-logger"))
-        .args(args)
-        .env_remove("LATENCY_LOGGER_SASL_PASSWORD")
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn binary");
-    let mut so = child.stdout.take().expect("stdout");
-    let mut se = child.stderr.take().expect("stderr");
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = so.read_to_string(&mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = se.read_to_string(&mut s);
-        s
-    });
-    Running { child, out, err }
-}
-
-/// Waits for exit within `limit`, then returns (status code, stdout, stderr).
-fn finish(run: Running, limit: Duration) -> (Option<i32>, String, String) {
-    let Running {
-        mut child,
-        out,
-        err,
-    } = run;
-    let status = support::process::wait_bounded(&mut child, limit);
-    (
-        status.code(),
-        out.join().expect("stdout"),
-        err.join().expect("stderr"),
-    )
 }
 
 fn term(run: &Running) {

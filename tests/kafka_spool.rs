@@ -10,12 +10,11 @@
 mod support;
 
 use std::collections::{HashMap, HashSet};
-use std::io::Read;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use support::HttpServer;
 use support::kafka::{Broker, Decode, Listener, Mode, Registry};
+use support::process::{finish, spawn_drained as spawn};
 
 fn harness_ready(test: &str) -> bool {
     if support::kafka::kafka_available() {
@@ -27,50 +26,6 @@ fn harness_ready(test: &str) -> bool {
     }
     eprintln!("SKIP {test}: {why}");
     false
-}
-
-struct Running {
-    child: Child,
-    out: std::thread::JoinHandle<String>,
-    err: std::thread::JoinHandle<String>,
-}
-
-fn spawn(args: &[String]) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_latency-logger"))
-        .args(args)
-        .env_remove("LATENCY_LOGGER_SASL_PASSWORD")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn binary");
-    let mut so = child.stdout.take().expect("stdout");
-    let mut se = child.stderr.take().expect("stderr");
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = so.read_to_string(&mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = se.read_to_string(&mut s);
-        s
-    });
-    Running { child, out, err }
-}
-
-fn finish(run: Running, limit: Duration) -> (Option<i32>, String, String) {
-    let Running {
-        mut child,
-        out,
-        err,
-    } = run;
-    let status = support::process::wait_bounded(&mut child, limit);
-    (
-        status.code(),
-        out.join().expect("stdout"),
-        err.join().expect("stderr"),
-    )
 }
 
 fn wall() -> f64 {
@@ -205,7 +160,7 @@ fn crash_during_outage_then_restart_loses_only_the_last_sync_window() {
         ],
     );
 
-    let first = spawn(&a);
+    let first = spawn(&a, &[]);
     std::thread::sleep(Duration::from_secs(3));
     k.stop();
     std::thread::sleep(Duration::from_secs(8));
@@ -213,7 +168,7 @@ fn crash_during_outage_then_restart_loses_only_the_last_sync_window() {
     let killed_at = wall();
     let (_, out1, err1) = finish(first, Duration::from_secs(10));
 
-    let second = spawn(&a);
+    let second = spawn(&a, &[]);
     std::thread::sleep(Duration::from_secs(4));
     k.restart();
     std::thread::sleep(Duration::from_secs(8));
@@ -277,7 +232,7 @@ fn broker_down_at_start_up_probing_starts_and_records_arrive() {
     let dir = tempfile::tempdir().expect("tempdir");
     let csv = targets(dir.path(), &http);
     let a = args(&k, &topic, &csv, &["--flush-timeout", "20"]);
-    let run = spawn(&a);
+    let run = spawn(&a, &[]);
     std::thread::sleep(Duration::from_secs(4));
     k.restart();
     std::thread::sleep(Duration::from_secs(6));
@@ -335,7 +290,7 @@ fn full_spool_drops_the_oldest_counts_them_and_keeps_running() {
             "20",
         ],
     );
-    let run = spawn(&a);
+    let run = spawn(&a, &[]);
     let mut sizes = Vec::new();
     for _ in 0..20 {
         std::thread::sleep(Duration::from_secs(1));
@@ -415,7 +370,7 @@ fn damaged_segments_skip_the_damage_and_replay_the_rest() {
         "256K",
     ];
     let a = args(&k, &topic, &csv, &spool_args);
-    let run = spawn(&a);
+    let run = spawn(&a, &[]);
     std::thread::sleep(Duration::from_secs(4));
     support::process::signal(&run.child, "-TERM");
     let (_, out, err) = finish(run, Duration::from_secs(30));
@@ -447,7 +402,7 @@ fn damaged_segments_skip_the_damage_and_replay_the_rest() {
     drop(f);
 
     k.restart();
-    let run = spawn(&a);
+    let run = spawn(&a, &[]);
     std::thread::sleep(Duration::from_secs(6));
     support::process::signal(&run.child, "-TERM");
     let (code, out2, err2) = finish(run, Duration::from_secs(60));
@@ -492,7 +447,7 @@ fn registry_down_at_start_uses_the_cached_schema_id() {
     let spool_s = spool.display().to_string();
     // First run: registry up, the id is cached in the spool.
     let a = args(k, &topic, &csv, &["--spool", &spool_s, "-S", &registry.url]);
-    let run = spawn(&a);
+    let run = spawn(&a, &[]);
     std::thread::sleep(Duration::from_secs(2));
     support::process::signal(&run.child, "-TERM");
     let (code, out1, err1) = finish(run, Duration::from_secs(30));
@@ -511,7 +466,7 @@ fn registry_down_at_start_uses_the_cached_schema_id() {
     )
     .expect("cache");
     let a = args(k, &topic, &csv, &["--spool", &spool_s, "-S", &dead]);
-    let run = spawn(&a);
+    let run = spawn(&a, &[]);
     std::thread::sleep(Duration::from_secs(2));
     support::process::signal(&run.child, "-TERM");
     let (code, out2, err2) = finish(run, Duration::from_secs(30));
@@ -544,7 +499,7 @@ fn registry_down_at_start_records_wait_for_the_schema_id() {
         .port();
     let url = format!("http://127.0.0.1:{port}");
     let a = args(k, &topic, &csv, &["-S", &url, "--flush-timeout", "20"]);
-    let run = spawn(&a);
+    let run = spawn(&a, &[]);
     std::thread::sleep(Duration::from_secs(3));
     let registry = Registry::start_on(port, None);
     let registered_at = wall();
@@ -594,11 +549,11 @@ fn crash_while_delivering_resends_only_under_the_same_id() {
         &csv,
         &["--spool", &spool_s, "--spool-sync-ms", "3000"],
     );
-    let first = spawn(&a);
+    let first = spawn(&a, &[]);
     std::thread::sleep(Duration::from_millis(4500));
     support::process::signal(&first.child, "-KILL");
     let (_, out1, err1) = finish(first, Duration::from_secs(10));
-    let second = spawn(&a);
+    let second = spawn(&a, &[]);
     std::thread::sleep(Duration::from_secs(3));
     support::process::signal(&second.child, "-TERM");
     let (code, out2, err2) = finish(second, Duration::from_secs(60));

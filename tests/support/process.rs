@@ -33,10 +33,55 @@ pub fn spawn_to(args: &[&str], stdout: Stdio) -> Child {
 pub fn read_stdout_meanwhile(child: &mut Child) -> std::thread::JoinHandle<String> {
     let mut o = child.stdout.take().expect("piped stdout");
     std::thread::spawn(move || {
-        let mut out = String::new();
-        o.read_to_string(&mut out).expect("read stdout");
-        out
+        // A kill -9 may cut the last line anywhere, even inside a character.
+        let mut out = Vec::new();
+        let _ = o.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
     })
+}
+
+/// The binary running, its stdout and stderr drained on threads as it runs
+/// (a full pipe would otherwise stall the probes writing to it).
+pub struct Running {
+    pub child: Child,
+    out: std::thread::JoinHandle<String>,
+    err: std::thread::JoinHandle<String>,
+}
+
+/// The binary under test with `args` and extra environment, output drained.
+pub fn spawn_drained(args: &[String], env: &[(&str, &str)]) -> Running {
+    let mut child = Command::new(binary())
+        .args(args)
+        .env_remove("LATENCY_LOGGER_SASL_PASSWORD")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn binary");
+    let out = read_stdout_meanwhile(&mut child);
+    let mut se = child.stderr.take().expect("stderr");
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = se.read_to_string(&mut s);
+        s
+    });
+    Running { child, out, err }
+}
+
+/// Waits for exit within `limit`, then returns (status code, stdout, stderr).
+pub fn finish(run: Running, limit: Duration) -> (Option<i32>, String, String) {
+    let Running {
+        mut child,
+        out,
+        err,
+    } = run;
+    let status = wait_bounded(&mut child, limit);
+    (
+        status.code(),
+        out.join().expect("stdout"),
+        err.join().expect("stderr"),
+    )
 }
 
 /// Everything left on the child's stdout (if piped) and stderr.
