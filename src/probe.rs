@@ -1056,9 +1056,16 @@ impl ServerCertVerifier for Capturing {
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let leaf = crate::x509::facts(end_entity);
-        let chain_not_after = std::iter::once(end_entity)
-            .chain(intermediates)
-            .filter_map(|c| crate::x509::facts(c).map(|f| f.not_after))
+        // The leaf is read once; the intermediates only for their expiry.
+        let chain_not_after = leaf
+            .as_ref()
+            .map(|f| f.not_after)
+            .into_iter()
+            .chain(
+                intermediates
+                    .iter()
+                    .filter_map(|c| crate::x509::facts(c).map(|f| f.not_after)),
+            )
             .min();
         with_ctx(|c| {
             c.tls.leaf = leaf;
