@@ -335,10 +335,18 @@ impl Spool {
         let (Some(file), Some(seg)) = (self.active.as_mut(), self.segments.back_mut()) else {
             return Err(io_err(&path)(io::Error::other("no active segment")));
         };
+        let fresh = seg.len == 0;
         if let Err(e) = file.write_all(&frame) {
             // A short write leaves a partial frame: stop using this file
             // (the reader treats it as a torn tail) and start a new one.
             self.active = None;
+            if fresh {
+                // Nothing of this segment was kept: remove it, or a full disk
+                // would leave one empty file behind per failed append.
+                let _ = fs::remove_file(&path);
+                self.segments.pop_back();
+                self.dir_dirty = true;
+            }
             return Err(io_err(&path)(e));
         }
         seg.len += need;
