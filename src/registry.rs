@@ -101,7 +101,7 @@ impl Registry {
                     let msg = format!(
                         "schema registry {} answered {status} registering subject {subject}: {}",
                         self.shown,
-                        text.trim()
+                        crate::redact::value(text.trim())
                     );
                     if (400..500).contains(&status) && status != 408 && status != 429 {
                         return Err(RegistryError::Refused(msg));
@@ -121,12 +121,12 @@ impl Registry {
 
 /// `{"id": N}` → N.
 fn parse_id(text: &str) -> Result<u32, String> {
-    let v: serde_json::Value =
-        serde_json::from_str(text).map_err(|e| format!("reply is not JSON ({e}): {text}"))?;
+    let v: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| format!("reply is not JSON ({e}): {}", crate::redact::value(text)))?;
     v.get("id")
         .and_then(serde_json::Value::as_u64)
         .and_then(|id| u32::try_from(id).ok())
-        .ok_or_else(|| format!("reply has no schema id: {text}"))
+        .ok_or_else(|| format!("reply has no schema id: {}", crate::redact::value(text)))
 }
 
 fn basic_auth(userinfo: &str) -> String {
