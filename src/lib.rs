@@ -1,4 +1,5 @@
 //! latency-logger library: the modules behind the binary, public so tests reach them.
+pub mod buffers;
 pub mod cli;
 pub mod expect;
 pub mod kafka;

@@ -171,7 +171,9 @@ pub fn run(
         .map(|_| Mutex::new(Slot::default()))
         .collect();
     let (jobs_tx, jobs_rx) = crossbeam_channel::bounded::<Job>(settings.queue);
-    let (control_tx, control_rx) = crossbeam_channel::unbounded::<Control>();
+    // std's channel, not crossbeam's: its receiver parks at once, where
+    // crossbeam's spins and yields (8 sched_yield per timer wake-up, issue 12).
+    let (control_tx, control_rx) = std::sync::mpsc::channel::<Control>();
 
     let scheduler = {
         let shared = shared.clone();
@@ -287,7 +289,7 @@ const STOP_POLL: Duration = Duration::from_millis(10);
 fn wait(
     events: &Receiver<Event>,
     events_tx: &Sender<Event>,
-    control: &Sender<Control>,
+    control: &std::sync::mpsc::Sender<Control>,
     load: &Loader,
 ) -> Outcome {
     let mut reloading = false;

@@ -38,11 +38,11 @@ use ureq::config::AutoHeaderValue;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::time::{Duration as UreqDuration, Instant as UreqInstant};
 use ureq::unversioned::transport::{
-    Buffers, ConnectionDetails, Connector, LazyBuffers, NextTimeout, TcpConnector, Transport,
-    TransportAdapter,
+    Buffers, ConnectionDetails, Connector, NextTimeout, Transport, TransportAdapter,
 };
 use ureq::{Agent, Error, Timeout};
 
+use crate::buffers::Reused;
 use crate::redact;
 use crate::report::{ErrorKind, Report};
 use crate::targets::{Bind, IpMode, Spec};
@@ -59,9 +59,9 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 /// input buffer below is sized from it).
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
-/// Connection buffers, allocated and zeroed per connection (two per HTTP
-/// probe, four per HTTPS: TCP's and TLS's); ureq's default is 128 KiB each,
-/// which musl's malloc maps and unmaps every time (issue 12). The response
+/// Connection buffers (two per HTTP probe, four per HTTPS: TCP's and TLS's),
+/// reused by each worker thread (src/buffers.rs); ureq's default is 128 KiB
+/// each, allocated and zeroed per connection (issue 12). The response
 /// head must fit the input whole, plus 1 KiB so that a head over the limit is
 /// reported as too big instead of stalling a full buffer; bodies stream
 /// through it. The output takes the request head a line at a time: its longest
@@ -163,13 +163,11 @@ impl Prober {
             .output_buffer_size(OUTPUT_BUFFER)
             .build();
 
-        let connector = TimedTcp {
-            inner: TcpConnector::default(),
-        }
-        .chain(TimedTls {
-            config: Arc::new(tls),
-        })
-        .chain(Outermost);
+        let connector = TimedTcp
+            .chain(TimedTls {
+                config: Arc::new(tls),
+            })
+            .chain(Outermost);
         let resolver = TimedResolver {
             inner: DefaultResolver::default(),
         };
@@ -772,11 +770,10 @@ impl Resolver for TimedResolver {
     }
 }
 
-/// TCP: ureq's TcpConnector, one address at a time so we know which one answered.
+/// TCP, one address at a time so we know which one answered; our own socket
+/// (ureq's transport is not public) so that `bind=` and reused buffers work.
 #[derive(Debug)]
-struct TimedTcp {
-    inner: TcpConnector,
-}
+struct TimedTcp;
 
 impl Connector<()> for TimedTcp {
     type Out = Box<dyn Transport>;
@@ -823,11 +820,7 @@ impl Connector<()> for TimedTcp {
                 register_shutdown: details.register_shutdown.clone(),
             };
             let tried_at = Instant::now();
-            let attempt: Result<Option<Box<dyn Transport>>, Error> = match &bind {
-                None => Connector::<()>::connect(&self.inner, &single, None)
-                    .map(|t| t.map(|t| Box::new(t) as Box<dyn Transport>)),
-                Some(b) => connect_bound(*addr, b, &single).map(Some),
-            };
+            let attempt = connect_one(*addr, bind.as_ref(), &single).map(Some);
             // An address given up on: the time it cost shows in the record.
             let gave_up = |c: &mut Ctx| {
                 c.tried.push(addr.to_string());
@@ -858,46 +851,70 @@ impl Connector<()> for TimedTcp {
     }
 }
 
-/// A TCP connection from a given local address or interface (`bind=`).
-fn connect_bound(
+/// A TCP connection to `addr`, from a given local address or interface
+/// with `bind=`.
+fn connect_one(
     addr: SocketAddr,
-    bind: &Bind,
+    bind: Option<&Bind>,
     details: &ConnectionDetails,
 ) -> Result<Box<dyn Transport>, Error> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    match bind {
-        Bind::Address(ip) => socket.bind(&SocketAddr::new(*ip, 0).into())?,
-        Bind::Interface(name) => socket.bind_device(Some(name.as_bytes()))?,
-    }
     let timeout = match details.timeout.after {
-        UreqDuration::Exact(d) => d,
+        UreqDuration::Exact(d) => d.max(Duration::from_millis(1)),
         _ => MAX_TIMEOUT,
     };
-    match socket.connect_timeout(&addr.into(), timeout) {
-        Ok(()) => {}
+    let connected = match bind {
+        // std's connect toggles non-blocking mode with 2 ioctls, socket2's with 4 fcntls.
+        None => std::net::TcpStream::connect_timeout(&addr, timeout),
+        Some(bind) => {
+            use socket2::{Domain, Protocol, Socket, Type};
+            let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+            match bind {
+                Bind::Address(ip) => socket.bind(&SocketAddr::new(*ip, 0).into())?,
+                Bind::Interface(name) => socket.bind_device(Some(name.as_bytes()))?,
+            }
+            socket
+                .connect_timeout(&addr.into(), timeout)
+                .map(|()| socket.into())
+        }
+    };
+    let stream = match connected {
+        Ok(stream) => stream,
         Err(e) if e.kind() == io::ErrorKind::TimedOut || e.kind() == io::ErrorKind::WouldBlock => {
             return Err(Error::Timeout(details.timeout.reason));
         }
         Err(e) => return Err(Error::Io(e)),
-    }
-    socket.set_tcp_nodelay(true)?;
-    let buffers = LazyBuffers::new(
-        details.config.input_buffer_size(),
-        details.config.output_buffer_size(),
-    );
-    Ok(Box::new(BoundTcp {
-        stream: socket.into(),
-        buffers,
+    };
+    stream.set_nodelay(true)?;
+    // Under TLS these carry records of at most ~16.7 KiB.
+    let (input, output) = if details.needs_tls() {
+        (TLS_RECORD_BUFFER, TLS_RECORD_BUFFER)
+    } else {
+        (
+            details.config.input_buffer_size(),
+            details.config.output_buffer_size(),
+        )
+    };
+    Ok(Box::new(Tcp {
+        stream,
+        buffers: Reused::new(input, output),
+        read_timeout: None,
+        write_timeout: None,
     }))
 }
 
-/// A plain TCP transport over a socket we connected ourselves (ureq's own
-/// is not public). Never pooled: every probe has a fresh connection.
+/// Raw TCP buffers under TLS: one TLS record (16 KiB of plaintext plus
+/// header, padding and tag) fits whole.
+const TLS_RECORD_BUFFER: usize = 17 * 1024;
+
+/// A plain TCP transport over a socket we connected ourselves. Never pooled:
+/// every probe has a fresh connection.
 #[derive(Debug)]
-struct BoundTcp {
+struct Tcp {
     stream: std::net::TcpStream,
-    buffers: LazyBuffers,
+    buffers: Reused,
+    /// The socket's current timeouts, so unchanged ones cost no syscall.
+    read_timeout: Option<Option<Duration>>,
+    write_timeout: Option<Option<Duration>>,
 }
 
 /// ureq's timeout as std's (`None` = never).
@@ -919,13 +936,17 @@ fn io_or_timeout(e: io::Error, reason: Timeout) -> Error {
     }
 }
 
-impl Transport for BoundTcp {
+impl Transport for Tcp {
     fn buffers(&mut self) -> &mut dyn Buffers {
         &mut self.buffers
     }
 
     fn transmit_output(&mut self, amount: usize, timeout: NextTimeout) -> Result<(), Error> {
-        self.stream.set_write_timeout(std_timeout(&timeout))?;
+        let t = std_timeout(&timeout);
+        if self.write_timeout != Some(t) {
+            self.stream.set_write_timeout(t)?;
+            self.write_timeout = Some(t);
+        }
         let output = &self.buffers.output()[..amount];
         (&self.stream)
             .write_all(output)
@@ -933,7 +954,11 @@ impl Transport for BoundTcp {
     }
 
     fn await_input(&mut self, timeout: NextTimeout) -> Result<bool, Error> {
-        self.stream.set_read_timeout(std_timeout(&timeout))?;
+        let t = std_timeout(&timeout);
+        if self.read_timeout != Some(t) {
+            self.stream.set_read_timeout(t)?;
+            self.read_timeout = Some(t);
+        }
         let input = self.buffers.input_append_buf();
         let n = loop {
             match (&self.stream).read(input) {
@@ -1007,7 +1032,7 @@ impl Connector<Box<dyn Transport>> for TimedTls {
         note_session(&conn);
         mark(APPCONNECT);
         set_phase(Phase::Exchange);
-        let buffers = LazyBuffers::new(
+        let buffers = Reused::new(
             details.config.input_buffer_size(),
             details.config.output_buffer_size(),
         );
@@ -1099,7 +1124,7 @@ impl ServerCertVerifier for Capturing {
 }
 
 struct TlsTransport {
-    buffers: LazyBuffers,
+    buffers: Reused,
     stream: StreamOwned<ClientConnection, TransportAdapter>,
 }
 

@@ -467,15 +467,16 @@ pub enum Control {
 pub fn run_loop(
     mut schedule: Schedule,
     jobs: &crossbeam_channel::Sender<Job>,
-    control: &crossbeam_channel::Receiver<Control>,
+    control: &std::sync::mpsc::Receiver<Control>,
     overflow: &dyn Overflow,
     splay: Duration,
 ) -> Counts {
-    use crossbeam_channel::{RecvTimeoutError, TrySendError};
+    use crossbeam_channel::TrySendError;
+    use std::sync::mpsc::RecvTimeoutError;
     let mut counts = Counts::default();
     loop {
         let woke = match schedule.next_deadline() {
-            Some(at) => control.recv_deadline(at),
+            Some(at) => control.recv_timeout(at.saturating_duration_since(Instant::now())),
             None => control.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
         match woke {

@@ -65,7 +65,7 @@ fn main() {
     let hwm_load = common::status_kib("VmHWM");
 
     let (jobs_tx, jobs_rx) = crossbeam_channel::bounded::<Job>(queue);
-    let (stop_tx, stop_rx) = crossbeam_channel::bounded::<Control>(1);
+    let (stop_tx, stop_rx) = std::sync::mpsc::sync_channel::<Control>(1);
     let skips = Arc::new(CountSkips(AtomicU64::new(0)));
 
     let workers: Vec<_> = (0..consumers)
