@@ -180,7 +180,6 @@ pub struct KafkaSink {
     /// Taken once by `close`.
     producer: Mutex<Option<ProducerHandle>>,
     topic: String,
-    encode_failures: AtomicU64,
     spool: Option<Spooling>,
     registering: Option<Registering>,
     /// The producer's last counts, once closed.
@@ -194,7 +193,6 @@ impl KafkaSink {
             sender: producer.sender(),
             producer: Mutex::new(Some(producer)),
             topic: topic.to_string(),
-            encode_failures: AtomicU64::new(0),
             spool: None,
             registering: None,
             closed: Mutex::new(None),
@@ -220,18 +218,12 @@ impl KafkaSink {
 
 impl Sink for KafkaSink {
     fn emit(&self, report: Report) {
-        match self.encoder.encode(&report) {
-            Ok(value) => self.send(Record {
-                key: report.url.into_bytes(),
-                value,
-                timestamp_ms: (report.timestamp * 1000.0) as i64,
-            }),
-            Err(e) => {
-                // Cannot happen with the built-in schema; never lose it silently.
-                self.encode_failures.fetch_add(1, Ordering::Relaxed);
-                log::error!("{e}");
-            }
-        }
+        let value = self.encoder.encode(&report);
+        self.send(Record {
+            key: report.url.into_bytes(),
+            value,
+            timestamp_ms: (report.timestamp * 1000.0) as i64,
+        });
     }
 
     fn close(&self) -> Result<String, String> {
@@ -249,7 +241,7 @@ impl Sink for KafkaSink {
         let mut stats = producer.close();
         stats.waiting = 0;
         *self.closed.lock().unwrap_or_else(|p| p.into_inner()) = Some(stats);
-        let mut lost = stats.failed + stats.dropped + self.encode_failures.load(Ordering::Relaxed);
+        let mut lost = stats.failed + stats.dropped;
         let mut msg = format!(
             "Kafka topic {}: {} records delivered, {} not delivered ({} failed or unflushed, {} dropped from a full buffer), {} bytes produced",
             self.topic, stats.delivered, lost, stats.failed, stats.dropped, stats.produce_bytes
@@ -285,7 +277,7 @@ impl Sink for KafkaSink {
             waiting_in_memory: stats.waiting,
             in_spool: spool.pending,
             dropped: stats.dropped + spool.dropped,
-            failed: stats.failed + self.encode_failures.load(Ordering::Relaxed),
+            failed: stats.failed,
         })
     }
 }
