@@ -6,6 +6,7 @@ pub mod kafka;
 pub mod logging;
 pub mod pipeline;
 pub mod probe;
+pub mod queue;
 pub mod redact;
 pub mod registry;
 pub mod report;

@@ -4,6 +4,7 @@
 //! the stop timeout, then reported as interrupted; sink flush) and says how it went.
 
 use crate::probe::{Prober, Progress};
+use crate::queue::QueueReceiver;
 use crate::report::Report;
 use crate::schedule::{self, Control, Job, Overflow, Schedule};
 use crate::shutdown::{Event, ExitGuard};
@@ -170,7 +171,7 @@ pub fn run(
     let slots: Slots = (0..settings.workers)
         .map(|_| Mutex::new(Slot::default()))
         .collect();
-    let (jobs_tx, jobs_rx) = crossbeam_channel::bounded::<Job>(settings.queue);
+    let (jobs_tx, jobs_rx) = crate::queue::bounded::<Job>(settings.queue);
     // std's channel, not crossbeam's: its receiver parks at once, where
     // crossbeam's spins and yields (8 sched_yield per timer wake-up, issue 12).
     let (control_tx, control_rx) = std::sync::mpsc::channel::<Control>();
@@ -355,13 +356,13 @@ fn wait(
 /// the worker's slot lock, so once the main thread has abandoned the slot
 /// nothing more comes from this worker.
 fn work(
-    jobs: &Receiver<Job>,
+    jobs: &QueueReceiver<Job>,
     prober: &Prober,
     shared: &Shared,
     stopping: &AtomicBool,
     slot: &Mutex<Slot>,
 ) {
-    for job in jobs.iter() {
+    while let Some(job) = jobs.recv() {
         let url = &job.target.url;
         let scheduled = shared.clock.wall(job.deadline);
         if stopping.load(Ordering::SeqCst) {

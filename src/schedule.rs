@@ -466,7 +466,7 @@ pub enum Control {
 /// without ever blocking. Returns when `control` disconnects or the workers are gone.
 pub fn run_loop(
     mut schedule: Schedule,
-    jobs: &crossbeam_channel::Sender<Job>,
+    jobs: &crate::queue::QueueSender<Job>,
     control: &std::sync::mpsc::Receiver<Control>,
     overflow: &dyn Overflow,
     splay: Duration,

@@ -64,7 +64,7 @@ fn main() {
     let rss1 = common::status_kib("VmRSS");
     let hwm_load = common::status_kib("VmHWM");
 
-    let (jobs_tx, jobs_rx) = crossbeam_channel::bounded::<Job>(queue);
+    let (jobs_tx, jobs_rx) = latency_logger::queue::bounded::<Job>(queue);
     let (stop_tx, stop_rx) = std::sync::mpsc::sync_channel::<Control>(1);
     let skips = Arc::new(CountSkips(AtomicU64::new(0)));
 
@@ -73,7 +73,7 @@ fn main() {
             let rx = jobs_rx.clone();
             std::thread::spawn(move || {
                 let mut late = Vec::with_capacity(1 << 16);
-                for job in rx.iter() {
+                while let Some(job) = rx.recv() {
                     let now = Instant::now();
                     late.push(now.saturating_duration_since(job.deadline).as_nanos() as u64);
                 }
