@@ -246,10 +246,10 @@ else
     # and 1,000 targets/s (HTTP /fixed, 1 s interval), interleaved per round.
     # Probes counted from the shutdown stats line (it also has delivered).
     note "## 5b. Kafka path per probe (\$PATH_S=$PATH_S s per run, rounds=$ROUNDS, interleaved)"
-    note "/usr/bin/time -v timeout -s TERM $PATH_S latency-logger -W 8 --splay 1 [-B \$KAFKA_PLAINTEXT -T path-R-N-S [--spool \$W/spool-R-N]] path-N.csv >/dev/null   # path-N.csv: N x '1, HTTP_BASE/fixed'"
+    note "/usr/bin/time -v timeout -s TERM $PATH_S latency-logger -W 8 --splay 1 [-B \$KAFKA_PLAINTEXT -T path-R-N-S [--spool \$W/spool-R-N]] path-N.csv >/dev/null   # path-N.csv: N x '1, HTTP_BASE/fixed#i' (the fragment is not sent; it keeps keys distinct)"
     say "5b. Kafka path per probe: $ROUNDS round(s) x {10, 1000} targets/s x {stdout, kafka, kafka+spool} x ${PATH_S} s"
     for n in 10 1000; do
-        for i in $(seq "$n"); do printf '1, %s/fixed?%s\n' "$HTTP_BASE" "$i"; done >"$W/path-$n.csv"
+        for i in $(seq "$n"); do printf '1, %s/fixed#%s\n' "$HTTP_BASE" "$i"; done >"$W/path-$n.csv"
     done
     for round in $(seq "$ROUNDS"); do
         for n in 10 1000; do
