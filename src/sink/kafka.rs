@@ -129,7 +129,7 @@ impl Registering {
 struct Spooling {
     feed: Arc<SpoolFeed>,
     /// Dropped to stop the sync thread.
-    stop: Mutex<Option<crossbeam_channel::Sender<()>>>,
+    stop: Mutex<Option<std::sync::mpsc::Sender<()>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     /// Appends that failed (disk full, I/O error): sent from memory.
     failures: AtomicU64,
@@ -137,18 +137,24 @@ struct Spooling {
 
 impl Spooling {
     fn start(feed: Arc<SpoolFeed>, sync_every: Duration) -> std::io::Result<Spooling> {
-        let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
+        // std's channel: its timed wait parks at once (crossbeam's spins first).
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
         let f = feed.clone();
-        // Wake often enough to keep the interval, never busy-loop at 0 ms.
-        let tick = (sync_every / 2).clamp(Duration::from_millis(5), Duration::from_millis(250));
+        // One wake-up per interval, each at least `sync_every` after the last
+        // commit, so the commit is always due and a power cut loses at most
+        // that window; never a busy loop at 0 ms.
+        let every = sync_every.max(Duration::from_millis(5));
         let thread = std::thread::Builder::new()
             .name("spool-sync".into())
             .spawn(move || {
                 let mut failing = false;
-                while let Err(crossbeam_channel::RecvTimeoutError::Timeout) =
-                    stop_rx.recv_timeout(tick)
+                let mut next = Instant::now() + every;
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stop_rx.recv_timeout(next.saturating_duration_since(Instant::now()))
                 {
-                    match f.sync_if_due(Instant::now()) {
+                    let now = Instant::now();
+                    next = now + every;
+                    match f.sync_if_due(now) {
                         Ok(()) => failing = false,
                         Err(e) if !failing => {
                             log::error!("{e}");
