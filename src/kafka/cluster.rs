@@ -121,9 +121,8 @@ impl Cluster {
             let result = self.conn(&addr, timeout).and_then(|c| {
                 let v = c.versions.metadata;
                 let resp = c.call(&protocol::metadata_request(&topic, allow_auto_create, v))?;
-                protocol::parse_metadata(&resp, &topic).map_err(|e| {
-                    KafkaError::new(ErrorKind::Protocol, format!("broker {addr}: {e}"))
-                })
+                protocol::parse_metadata(&resp, &topic)
+                    .map_err(|e| KafkaError::from(e).at_broker(&addr))
             });
             match result {
                 Ok(m) => return Ok(m),

@@ -18,7 +18,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
 use super::config::{KafkaConfig, SaslMechanism};
-use super::protocol::{self, Request, Versions};
+use super::protocol::{self, ProtocolError, Request, Versions};
 use super::sasl;
 use super::{ErrorKind, KafkaError};
 
@@ -310,9 +310,11 @@ impl Conn {
                 }
                 Ok(protocol::ApiVersionsReply::UnsupportedVersion) if version > 0 => version = 0,
                 Ok(protocol::ApiVersionsReply::UnsupportedVersion) => {
-                    return Err(self.proto_err("ApiVersions: broker rejected version 0".into()));
+                    return Err(self.proto_err(ProtocolError(
+                        "ApiVersions: broker rejected version 0".into(),
+                    )));
                 }
-                Err(e) => return Err(self.proto_err(e.0)),
+                Err(e) => return Err(self.proto_err(e)),
             }
         }
     }
@@ -384,8 +386,9 @@ impl Conn {
         Ok(())
     }
 
-    fn proto_err(&self, m: String) -> KafkaError {
-        KafkaError::new(ErrorKind::Protocol, format!("broker {}: {m}", self.addr))
+    /// A protocol-layer error, as this layer's, naming the broker.
+    fn proto_err(&self, e: ProtocolError) -> KafkaError {
+        KafkaError::from(e).at_broker(&self.addr)
     }
 
     /// Writes one request; returns its correlation id.
@@ -399,7 +402,7 @@ impl Conn {
         let corr = self.next_correlation;
         self.next_correlation = self.next_correlation.wrapping_add(1).max(1);
         let frame = protocol::encode_request(key, version, corr, &self.client_id, body)
-            .map_err(|e| self.proto_err(e.0))?;
+            .map_err(|e| self.proto_err(e))?;
         if let Err(e) = self
             .stream
             .write_all(&frame)
@@ -447,7 +450,7 @@ impl Conn {
         self.stream
             .read_exact(&mut len)
             .map_err(|e| read_err(&e, &self.addr))?;
-        let n = protocol::frame_len(len).map_err(|e| self.proto_err(e.0))?;
+        let n = protocol::frame_len(len).map_err(|e| self.proto_err(e))?;
         let mut buf = vec![0u8; n];
         self.stream
             .read_exact(&mut buf)
@@ -458,13 +461,14 @@ impl Conn {
 
     /// Reads the reply to the oldest written request.
     fn read_response<T: Decodable>(&mut self, what: &str) -> Result<T, KafkaError> {
-        let (corr, key, version) =
-            self.pending.front().copied().ok_or_else(|| {
-                self.proto_err(format!("no {what} request is waiting for a reply"))
-            })?;
+        let (corr, key, version) = self.pending.front().copied().ok_or_else(|| {
+            self.proto_err(ProtocolError(format!(
+                "no {what} request is waiting for a reply"
+            )))
+        })?;
         let frame = self.read_frame(what)?;
         self.pending.pop_front();
-        protocol::decode_response(key, version, corr, frame).map_err(|e| self.proto_err(e.0))
+        protocol::decode_response(key, version, corr, frame).map_err(|e| self.proto_err(e))
     }
 
     /// Request and reply at the version agreed with this broker; a broker

@@ -93,9 +93,16 @@ impl KafkaError {
         };
         KafkaError {
             kind,
-            message: format!("broker {addr}: {e}"),
+            message: e.to_string(),
             broker: Some(e),
         }
+        .at_broker(addr)
+    }
+
+    /// Names the broker this happened with.
+    pub fn at_broker(mut self, addr: &str) -> Self {
+        self.message = format!("broker {addr}: {}", self.message);
+        self
     }
 
     /// The broker's error code, if that is what this is.
