@@ -240,10 +240,13 @@ impl Cluster {
                 Err(KafkaError {
                     broker: Some(b), ..
                 }) => {
+                    let detail = b.detail.map(|d| format!(": {d}")).unwrap_or_default();
                     return Err(KafkaError::new(
                         ErrorKind::Topic,
-                        format!("could not create topic {topic}: {}", error_name(b.error))
-                            + &b.detail.map(|d| format!(" ({d})")).unwrap_or_default(),
+                        format!(
+                            "could not create topic {topic}: {}{detail}",
+                            error_name(b.error)
+                        ),
                     ));
                 }
                 Err(e) => return Err(e),

@@ -231,8 +231,8 @@ impl Producer {
         let cfg = Arc::new(cfg);
         let now = Instant::now();
         let mut cluster = Cluster::new(cfg.clone(), tls, now);
-        // None: checked. Some(when): nobody answered, check again then.
-        let next_check_at = match cluster.startup_check() {
+        // None: checked. Some(when): nobody answered at that time.
+        let unanswered = match cluster.startup_check() {
             Ok(()) => None,
             // Nobody answered, or only "try again later": not a refusal.
             Err(e) if matches!(e.kind, ErrorKind::Network | ErrorKind::Busy) => {
@@ -244,7 +244,7 @@ impl Producer {
                 warn!(
                     "Kafka: {e}; probing starts anyway, records wait {wait} until a broker answers"
                 );
-                Some(now + cfg.backoff(1))
+                Some(Instant::now())
             }
             Err(e) => return Err(e),
         };
@@ -266,13 +266,13 @@ impl Producer {
             produce_bytes: AtomicU64::new(0),
             kept: AtomicU64::new(0),
             held: AtomicU64::new(0),
-            start: now,
+            start: Instant::now(),
             last_drop_warn: AtomicU64::new(0),
             buffer: cfg.buffer,
         });
         let mut acc = Accumulator::new(cfg.clone(), thread_limit);
         acc.ensure_partitions(cluster.partitions());
-        acc.renumber(cluster.stamp());
+        let next_check_at = unanswered.map_or(now, |t| t + cfg.backoff(1));
         let w = Worker {
             cfg,
             cluster,
@@ -281,10 +281,10 @@ impl Producer {
             shared: shared.clone(),
             spool,
             finisher,
-            outage_since: next_check_at.map(|_| now),
-            unchecked: next_check_at.is_some(),
-            check_failures: u32::from(next_check_at.is_some()),
-            next_check_at: next_check_at.unwrap_or(now),
+            outage_since: unanswered,
+            unchecked: unanswered.is_some(),
+            check_failures: u32::from(unanswered.is_some()),
+            next_check_at,
         };
         let thread = std::thread::Builder::new()
             .name("kafka-producer".into())

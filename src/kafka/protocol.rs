@@ -247,7 +247,7 @@ pub fn decode_api_versions(
     if response_error(resp.error_code) == Some(ResponseError::UnsupportedVersion) && version > 0 {
         return Ok(ApiVersionsReply::UnsupportedVersion);
     }
-    if resp.error_code != 0 {
+    if response_error(resp.error_code).is_some() {
         return perr(format!(
             "ApiVersions failed: {}",
             code_name(resp.error_code)
@@ -329,7 +329,7 @@ pub fn parse_metadata(resp: &MetadataResponse, topic: &str) -> Result<ClusterMet
         })
         .collect();
     partitions.sort_by_key(|p| p.id);
-    if t.error_code == 0 {
+    if response_error(t.error_code).is_none() {
         for (i, p) in partitions.iter().enumerate() {
             if p.id != i as i32 {
                 return perr(format!(
@@ -597,13 +597,8 @@ impl Request for CreateTopicsRequest {
             match response_error(t.error_code) {
                 None | Some(ResponseError::TopicAlreadyExists) => {}
                 Some(e) => {
-                    let msg = t.error_message.as_ref().map(|m| m.as_str()).unwrap_or("");
-                    let detail = format!(
-                        "topic {}{}{msg}",
-                        t.name.0.as_str(),
-                        if msg.is_empty() { "" } else { ": " }
-                    );
-                    return Err(BrokerError::new(Self::KEY, e, Some(detail)));
+                    let detail = t.error_message.as_ref().map(|m| m.as_str().to_string());
+                    return Err(BrokerError::new(Self::KEY, e, detail));
                 }
             }
         }

@@ -204,13 +204,13 @@ fn respond<S: Write>(
 }
 
 /// Plain HTTP server on 127.0.0.1; stops when dropped.
-#[allow(dead_code)] // used by e2e, kafka_e2e, kafka_spool, pipeline, probe, unattended
+#[allow(dead_code)] // used by e2e, kafka_e2e, kafka_spool, pipeline, probe, unattended, and the bench_server example
 pub struct HttpServer {
     server: Server,
 }
 
 impl HttpServer {
-    #[allow(dead_code)] // used by e2e, kafka_e2e, kafka_spool, pipeline, probe, unattended
+    #[allow(dead_code)] // used by e2e, kafka_e2e, kafka_spool, pipeline, probe, unattended, and the bench_server example
     pub fn start() -> HttpServer {
         HttpServer {
             server: Server::start(None),
@@ -231,7 +231,7 @@ impl HttpServer {
         }
     }
 
-    #[allow(dead_code)] // used by e2e, probe
+    #[allow(dead_code)] // used by e2e, probe, and the bench_server example
     pub fn addr(&self) -> SocketAddr {
         self.server.addr
     }
@@ -274,7 +274,7 @@ pub enum Cert {
 }
 
 impl HttpsServer {
-    #[allow(dead_code)] // used by e2e, probe
+    #[allow(dead_code)] // used by e2e, probe, and the bench_server example
     pub fn start() -> HttpsServer {
         HttpsServer::start_with(Cert::Signed)
     }
