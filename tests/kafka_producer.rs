@@ -1,25 +1,20 @@
-//! Library-level tests of the Kafka producer against a real broker.
+//! Library-level tests of the Kafka producer against a real broker, through
+//! the harness in tests/support/kafka: the shared broker (the one
+//! tests/kafka.sh started, `LATENCY_LOGGER_KAFKA_ENV`, or one started here),
+//! a private broker per outage test, and tansu when tests/kafka.sh runs it
+//! (`LATENCY_LOGGER_TANSU_ENV`).
 //!
-//! Needs the broker harness: `LATENCY_LOGGER_KAFKA_ENV=DIR/env` as written by
-//! `tests/support/kafka/broker.sh start DIR --mode all`. Without it every
-//! test here prints why it is skipped and passes.
+//! Needs `.ci/test-deps.sh` (Kafka jars, Python venv). Without them each test
+//! says why it is skipped; with `LATENCY_LOGGER_REQUIRE_KAFKA=1` a missing
+//! harness is a failure instead.
 //!
 //! Records are read back with the harness's independent consumer
 //! (`consume.py`, confluent-kafka/librdkafka), not with our own code.
-//!
-//! The outage tests start a private broker (`broker.sh start --owner`), stop
-//! or kill it, and restart it; the shared broker is never touched.
-//!
-//! Optional: `LATENCY_LOGGER_KAFKA_SUPPORT` (folder holding broker.sh and
-//! consume.py; default tests/support/kafka), `LATENCY_LOGGER_PYTHON` (default
-//! $LL_CACHE_DIR/venv/bin/python, LL_CACHE_DIR defaulting to .cache; else
-//! python3), `LATENCY_LOGGER_TANSU_ENV` (tansu.sh's DIR/env, for the
-//! compatibility test).
+
+mod support;
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -27,154 +22,64 @@ use latency_logger::kafka::partitioner::partition_for;
 use latency_logger::kafka::{
     ErrorKind, KafkaConfig, Producer, Record, Sasl, SaslMechanism, SecurityProtocol,
 };
+use support::kafka::{Broker, Decode, Listener, Mode, Tansu};
 
 /// Outage tests run one at a time: each starts, stops and restarts a
 /// private broker (≈ 350 MB), never the shared one other tests use.
 static OUTAGE: Mutex<()> = Mutex::new(());
-
-struct Harness {
-    env_file: PathBuf,
-    vars: HashMap<String, String>,
-    support: PathBuf,
-    python: String,
-}
 
 fn say(msg: &str) {
     // Straight to stderr: the test harness does not capture this.
     let _ = writeln!(std::io::stderr(), "{msg}");
 }
 
-fn harness(test: &str) -> Option<Harness> {
+/// Logging on, and whether the harness is installed (else skip, or fail
+/// when a broker is required).
+fn harness_ready(test: &str) -> bool {
     // Producer logs (info and up; RUST_LOG overrides) show with a failure.
     let _ = simple_logger::SimpleLogger::new()
         .with_level(log::LevelFilter::Info)
         .env()
         .init();
-    let Ok(path) = std::env::var("LATENCY_LOGGER_KAFKA_ENV") else {
-        assert!(
-            std::env::var_os("LATENCY_LOGGER_REQUIRE_KAFKA").is_none(),
-            "{test}: LATENCY_LOGGER_KAFKA_ENV is not set but a broker is required"
-        );
-        say(&format!(
-            "SKIP {test}: LATENCY_LOGGER_KAFKA_ENV is not set (start a broker with \
-             tests/support/kafka/broker.sh start DIR --mode all and point it at DIR/env)"
-        ));
-        return None;
-    };
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("LATENCY_LOGGER_KAFKA_ENV={path}: {e}"));
-    let vars = text
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let support = std::env::var("LATENCY_LOGGER_KAFKA_SUPPORT")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root.join("tests/support/kafka"));
-    // The harness installs its venv under $LL_CACHE_DIR (default .cache).
-    let cache = std::env::var("LL_CACHE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| root.join(".cache"));
-    let python = std::env::var("LATENCY_LOGGER_PYTHON").unwrap_or_else(|_| {
-        let venv = cache.join("venv/bin/python");
-        if venv.exists() {
-            venv.display().to_string()
-        } else {
-            "python3".into()
-        }
-    });
-    Some(Harness {
-        env_file: PathBuf::from(path),
-        vars,
-        support,
-        python,
-    })
+    if support::kafka::kafka_available() {
+        return true;
+    }
+    let why = "Kafka harness not installed (run .ci/test-deps.sh python kafka)";
+    assert!(
+        std::env::var_os("LATENCY_LOGGER_REQUIRE_KAFKA").is_none(),
+        "{test}: {why}"
+    );
+    say(&format!("SKIP {test}: {why}"));
+    false
 }
 
-impl Harness {
-    fn var(&self, k: &str) -> String {
-        self.vars
-            .get(k)
-            .cloned()
-            .unwrap_or_else(|| panic!("{} has no {k}", self.env_file.display()))
-    }
+/// The shared broker, when the harness is there.
+fn harness(test: &str) -> Option<&'static Broker> {
+    harness_ready(test).then(|| Broker::shared(Mode::All))
+}
 
-    fn reload(&mut self) {
-        let text = std::fs::read_to_string(&self.env_file).unwrap_or_default();
-        self.vars = text
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-            .collect();
-    }
+fn plaintext(k: &Broker, topic: &str) -> KafkaConfig {
+    let mut c = KafkaConfig::new(k.addr(Listener::Plaintext));
+    c.topic = topic.into();
+    c
+}
 
-    fn broker_sh(&self, args: &[&str]) {
-        let script = self.support.join("broker.sh");
-        let st = Command::new("bash")
-            .arg(&script)
-            .args(args)
-            .status()
-            .unwrap_or_else(|e| panic!("{}: {e}", script.display()));
-        assert!(st.success(), "broker.sh {args:?} failed: {st}");
-    }
+/// Reads `expect` records back with consume.py; fails on more (duplicates).
+fn consume(k: &Broker, topic: &str, expect: usize, timeout_s: u64) -> Vec<Consumed> {
+    let got = k.consume_args(
+        Listener::Plaintext,
+        topic,
+        expect,
+        Duration::from_secs(timeout_s),
+        &Decode::Raw,
+        &["--settle", "3"],
+    );
+    parse_all(got)
+}
 
-    fn create_topic(&self, name: &str, partitions: u32) {
-        self.create_topic_with(name, partitions, &[]);
-    }
-
-    fn create_topic_with(&self, name: &str, partitions: u32, configs: &[&str]) {
-        let dir = self.var("KAFKA_DIR");
-        let parts = partitions.to_string();
-        let mut args = vec!["topic", &dir, name, &parts];
-        args.extend_from_slice(configs);
-        self.broker_sh(&args);
-    }
-
-    fn plaintext(&self, topic: &str) -> KafkaConfig {
-        let mut c = KafkaConfig::new(&self.var("KAFKA_PLAINTEXT"));
-        c.topic = topic.into();
-        c
-    }
-
-    /// Reads `expect` records back with consume.py; fails on more (duplicates).
-    fn consume(&self, topic: &str, expect: usize, timeout_s: u32) -> Vec<Consumed> {
-        let env = self.env_file.display().to_string();
-        self.consume_from(
-            &["--env", &env, "--listener", "PLAINTEXT"],
-            topic,
-            expect,
-            timeout_s,
-        )
-    }
-
-    fn consume_from(
-        &self,
-        source: &[&str],
-        topic: &str,
-        expect: usize,
-        timeout_s: u32,
-    ) -> Vec<Consumed> {
-        let script = self.support.join("consume.py");
-        let out = Command::new(&self.python)
-            .arg(&script)
-            .args(source)
-            .args(["--topic", topic, "--raw"])
-            .args(["--expect", &expect.to_string()])
-            .args(["--timeout", &timeout_s.to_string(), "--settle", "3"])
-            .output()
-            .unwrap_or_else(|e| panic!("{} {}: {e}", self.python, script.display()));
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let got: Vec<Consumed> = stdout.lines().map(parse_consumed).collect();
-        assert!(
-            out.status.success(),
-            "consume.py exit {} after {} records: {}",
-            out.status,
-            got.len(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        got
-    }
+fn parse_all(got: Result<Vec<String>, String>) -> Vec<Consumed> {
+    let lines = got.unwrap_or_else(|e| panic!("consume.py: {e}"));
+    lines.iter().map(|l| parse_consumed(l)).collect()
 }
 
 #[derive(Debug)]
@@ -270,33 +175,33 @@ fn check_delivery(got: &[Consumed], n: u64, partitions: i32, t0: i64) {
 
 #[test]
 fn plaintext_delivers_everything_in_order_on_murmur2_partitions() {
-    let Some(h) = harness("plaintext_delivers_everything") else {
+    let Some(k) = harness("plaintext_delivers_everything") else {
         return;
     };
     let topic = unique("ll-plain");
-    h.create_topic(&topic, 3);
+    k.topic(&topic, 3);
     let n = 3000;
     let t0 = now_ms();
-    let p = Producer::start(h.plaintext(&topic)).expect("start");
+    let p = Producer::start(plaintext(k, &topic)).expect("start");
     for i in 0..n {
         p.send(record(i, 37, t0));
     }
     let s = p.close();
     assert_eq!((s.delivered, s.failed, s.dropped), (n, 0, 0), "{s:?}");
-    let got = h.consume(&topic, n as usize, 60);
+    let got = consume(k, &topic, n as usize, 60);
     check_delivery(&got, n, 3, t0);
 }
 
 #[test]
 fn compression_and_non_idempotent_acks_1_round_trip() {
-    let Some(h) = harness("compression_round_trips") else {
+    let Some(k) = harness("compression_round_trips") else {
         return;
     };
     // snappy also runs without the idempotent producer and with acks=1.
     for codec in ["gzip", "snappy"] {
         let topic = unique(&format!("ll-{codec}"));
-        h.create_topic(&topic, 3);
-        let mut cfg = h.plaintext(&topic);
+        k.topic(&topic, 3);
+        let mut cfg = plaintext(k, &topic);
         cfg.set("compression.type", codec).expect("codec");
         if codec == "snappy" {
             cfg.set("enable.idempotence", "false").expect("idempotence");
@@ -309,7 +214,7 @@ fn compression_and_non_idempotent_acks_1_round_trip() {
         }
         let s = p.close();
         assert_eq!(s.delivered, 500, "{codec}: {s:?}");
-        check_delivery(&h.consume(&topic, 500, 60), 500, 3, t0);
+        check_delivery(&consume(k, &topic, 500, 60), 500, 3, t0);
     }
 }
 
@@ -318,12 +223,12 @@ fn compression_and_non_idempotent_acks_1_round_trip() {
 /// topic's limit is below the batch size, so batches must also be split.
 #[test]
 fn a_rejected_batch_is_counted_and_later_records_still_arrive() {
-    let Some(h) = harness("rejected_batch") else {
+    let Some(k) = harness("rejected_batch") else {
         return;
     };
     let topic = unique("ll-toolarge");
-    h.create_topic_with(&topic, 1, &["max.message.bytes=2000"]);
-    let mut cfg = h.plaintext(&topic);
+    k.topic_with(&topic, 1, &["max.message.bytes=2000"]);
+    let mut cfg = plaintext(k, &topic);
     cfg.linger = Duration::from_millis(0);
     let t0 = now_ms();
     let p = Producer::start(cfg).expect("start");
@@ -336,43 +241,48 @@ fn a_rejected_batch_is_counted_and_later_records_still_arrive() {
     }
     let s = p.close();
     assert_eq!((s.delivered, s.failed), (100, 1), "{s:?}");
-    check_delivery(&h.consume(&topic, 100, 60), 100, 1, t0);
+    check_delivery(&consume(k, &topic, 100, 60), 100, 1, t0);
 }
 
 #[test]
 fn missing_topic_is_a_clear_error_unless_created() {
-    let Some(h) = harness("missing_topic") else {
+    let Some(k) = harness("missing_topic") else {
         return;
     };
     let topic = unique("ll-missing");
-    let e = Producer::start(h.plaintext(&topic))
+    let e = Producer::start(plaintext(k, &topic))
         .err()
         .expect("must fail");
     assert_eq!(e.kind, ErrorKind::Topic, "{e}");
     assert!(e.message.contains(&topic), "{e}");
     assert!(e.message.contains("does not exist"), "{e}");
 
-    let mut cfg = h.plaintext(&topic);
+    let mut cfg = plaintext(k, &topic);
     cfg.create_topic = true;
     cfg.create_topic_partitions = 2;
     let t0 = now_ms();
     let p = Producer::start(cfg).expect("start with create_topic");
     p.send(record(0, 1, t0));
     assert_eq!(p.close().delivered, 1);
-    check_delivery(&h.consume(&topic, 1, 60), 1, 2, t0);
+    check_delivery(&consume(k, &topic, 1, 60), 1, 2, t0);
 }
 
-fn sasl_cfg(h: &Harness, listener: &str, mechanism: SaslMechanism, password: &str) -> KafkaConfig {
-    let mut c = KafkaConfig::new(&h.var(listener));
-    c.security_protocol = if listener.contains("SSL") {
-        c.tls.ca_file = Some(h.var("KAFKA_CA").into());
+fn sasl_cfg(
+    k: &Broker,
+    listener: Listener,
+    mechanism: SaslMechanism,
+    password: &str,
+) -> KafkaConfig {
+    let mut c = KafkaConfig::new(k.addr(listener));
+    c.security_protocol = if listener == Listener::SaslSsl {
+        c.tls.ca_file = Some(k.ca().into());
         SecurityProtocol::SaslSsl
     } else {
         SecurityProtocol::SaslPlaintext
     };
     c.sasl = Some(Sasl {
         mechanism,
-        username: h.var("KAFKA_SASL_USER"),
+        username: k.sasl_user().into(),
         password: password.into(),
     });
     c
@@ -380,32 +290,32 @@ fn sasl_cfg(h: &Harness, listener: &str, mechanism: SaslMechanism, password: &st
 
 #[test]
 fn sasl_mechanisms_work_and_a_wrong_password_is_a_clear_error() {
-    let Some(h) = harness("sasl") else {
+    let Some(k) = harness("sasl") else {
         return;
     };
     let topic = unique("ll-sasl");
-    h.create_topic(&topic, 3);
-    let good = h.var("KAFKA_SASL_PASSWORD");
-    let user = h.var("KAFKA_SASL_USER");
+    k.topic(&topic, 3);
+    let good = k.sasl_password();
+    let user = k.sasl_user();
     let t0 = now_ms();
     let mut sent = 0;
-    for listener in ["KAFKA_SASL_PLAINTEXT", "KAFKA_SASL_SSL"] {
+    for listener in [Listener::SaslPlaintext, Listener::SaslSsl] {
         for m in [
             SaslMechanism::Plain,
             SaslMechanism::ScramSha256,
             SaslMechanism::ScramSha512,
         ] {
-            let mut cfg = sasl_cfg(&h, listener, m, &good);
+            let mut cfg = sasl_cfg(k, listener, m, good);
             cfg.topic = topic.clone();
             let p = Producer::start(cfg)
-                .unwrap_or_else(|e| panic!("{listener} {m:?} with the right password: {e}"));
+                .unwrap_or_else(|e| panic!("{listener:?} {m:?} with the right password: {e}"));
             for _ in 0..10 {
                 p.send(record(sent, 5, t0));
                 sent += 1;
             }
-            assert_eq!(p.close().delivered, 10, "{listener} {m:?}");
+            assert_eq!(p.close().delivered, 10, "{listener:?} {m:?}");
 
-            let mut cfg = sasl_cfg(&h, listener, m, "not-the-password");
+            let mut cfg = sasl_cfg(k, listener, m, "not-the-password");
             cfg.topic = topic.clone();
             let e = Producer::start(cfg)
                 .err()
@@ -419,30 +329,30 @@ fn sasl_mechanisms_work_and_a_wrong_password_is_a_clear_error() {
             assert!(!e.message.contains("not-the-password"), "{e}");
         }
     }
-    check_delivery(&h.consume(&topic, sent as usize, 60), sent, 3, t0);
+    check_delivery(&consume(k, &topic, sent as usize, 60), sent, 3, t0);
 }
 
 #[test]
 fn tls_and_mutual_tls_deliver() {
-    let Some(h) = harness("tls") else {
+    let Some(k) = harness("tls") else {
         return;
     };
     let topic = unique("ll-tls");
-    h.create_topic(&topic, 3);
+    k.topic(&topic, 3);
     let t0 = now_ms();
-    let mut cfg = KafkaConfig::new(&h.var("KAFKA_SSL"));
+    let mut cfg = KafkaConfig::new(k.addr(Listener::Ssl));
     cfg.topic = topic.clone();
     cfg.security_protocol = SecurityProtocol::Ssl;
-    cfg.tls.ca_file = Some(h.var("KAFKA_CA").into());
+    cfg.tls.ca_file = Some(k.ca().into());
     let p = Producer::start(cfg.clone()).expect("TLS start");
     for i in 0..50 {
         p.send(record(i, 7, t0));
     }
     assert_eq!(p.close().delivered, 50);
 
-    cfg.bootstrap = vec![h.var("KAFKA_MTLS")];
-    cfg.tls.cert_file = Some(h.var("KAFKA_CLIENT_CERT").into());
-    cfg.tls.key_file = Some(h.var("KAFKA_CLIENT_KEY").into());
+    cfg.bootstrap = vec![k.addr(Listener::Mtls).to_string()];
+    cfg.tls.cert_file = Some(k.client_cert().into());
+    cfg.tls.key_file = Some(k.client_key().into());
     let p = Producer::start(cfg.clone()).expect("mTLS start");
     for i in 50..100 {
         p.send(record(i, 7, t0));
@@ -456,19 +366,19 @@ fn tls_and_mutual_tls_deliver() {
         .err()
         .expect("mTLS without a certificate");
     assert_eq!(e.kind, ErrorKind::Tls, "{e}");
-    check_delivery(&h.consume(&topic, 100, 60), 100, 3, t0);
+    check_delivery(&consume(k, &topic, 100, 60), 100, 3, t0);
 }
 
 #[test]
 fn bad_ca_is_a_clear_tls_error() {
-    let Some(h) = harness("bad_ca") else {
+    let Some(k) = harness("bad_ca") else {
         return;
     };
-    let addr = h.var("KAFKA_SSL");
+    let addr = k.addr(Listener::Ssl);
     // A CA file holding a certificate that did not sign the broker's.
-    let mut cfg = KafkaConfig::new(&addr);
+    let mut cfg = KafkaConfig::new(addr);
     cfg.security_protocol = SecurityProtocol::Ssl;
-    cfg.tls.ca_file = Some(h.var("KAFKA_CLIENT_CERT").into());
+    cfg.tls.ca_file = Some(k.client_cert().into());
     let e = Producer::start(cfg.clone())
         .err()
         .expect("bad CA must fail");
@@ -497,18 +407,6 @@ fn broker_crash_loses_nothing_and_duplicates_nothing() {
     outage("broker_crash", "kill", Duration::from_secs(5));
 }
 
-/// Stops the private broker however the test ends.
-struct StopOnDrop(PathBuf, String);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(&self.0)
-            .args(["stop", &self.1])
-            .status();
-    }
-}
-
 /// SIGSTOP: connections stay open but nothing answers, so replies time out
 /// (request_timeout 3 s) although the broker may have written the batch:
 /// the resend must be recognised as a duplicate.
@@ -518,26 +416,15 @@ fn hung_broker_loses_nothing_and_duplicates_nothing() {
 }
 
 fn outage(name: &str, how: &str, down: Duration) {
-    let Some(mut h) = harness(name) else {
+    if !harness_ready(name) {
         return;
-    };
-    if !h.support.join("broker.sh").exists() {
-        panic!(
-            "{name}: {} not found (set LATENCY_LOGGER_KAFKA_SUPPORT)",
-            h.support.join("broker.sh").display()
-        );
     }
     let _g = OUTAGE.lock();
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let dir = tmp.path().join("broker").display().to_string();
-    let pid = std::process::id().to_string();
-    h.broker_sh(&["start", &dir, "--mode", "plaintext", "--owner", &pid]);
-    h.env_file = PathBuf::from(&dir).join("env");
-    h.reload();
-    let _stop = StopOnDrop(h.support.join("broker.sh"), dir.clone());
+    // Stopped when dropped, however the test ends.
+    let mut k = Broker::start(Mode::Plaintext);
     let topic = unique(&format!("ll-{how}"));
-    h.create_topic(&topic, 3);
-    let mut cfg = h.plaintext(&topic);
+    k.topic(&topic, 3);
+    let mut cfg = plaintext(&k, &topic);
     cfg.flush_timeout = Duration::from_secs(60);
     cfg.request_timeout = Duration::from_secs(3);
     cfg.linger = Duration::from_millis(2);
@@ -562,46 +449,41 @@ fn outage(name: &str, how: &str, down: Duration) {
     });
     std::thread::sleep(Duration::from_secs(3));
     say(&format!("{name}: broker.sh {how}"));
-    h.broker_sh(&[how, &dir]);
+    match how {
+        "stop" => k.stop(),
+        "kill" => k.kill(),
+        _ => k.pause(),
+    }
     std::thread::sleep(down);
-    let back = if how == "pause" { "resume" } else { "restart" };
-    say(&format!("{name}: broker.sh {back}"));
-    h.broker_sh(&[back, &dir]);
-    h.reload();
+    say(&format!("{name}: broker back"));
+    match how {
+        "pause" => k.resume(),
+        _ => k.restart(),
+    }
     std::thread::sleep(Duration::from_secs(3));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let n = feeder.join().expect("feeder");
     let s = p.close();
     say(&format!("{name}: sent {n}, {s:?}"));
     assert_eq!((s.delivered, s.failed, s.dropped), (n, 0, 0), "{s:?}");
-    check_delivery(&h.consume(&topic, n as usize, 90), n, 3, t0);
+    check_delivery(&consume(&k, &topic, n as usize, 90), n, 3, t0);
 }
 
 /// A Kafka-compatible broker (tansu, via the harness's tansu.sh). Runs when
 /// `LATENCY_LOGGER_TANSU_ENV=DIR/env` is set as well.
 #[test]
 fn tansu_compatibility() {
-    let Some(h) = harness("tansu_compatibility") else {
+    if !harness_ready("tansu_compatibility") {
         return;
-    };
-    let Ok(path) = std::env::var("LATENCY_LOGGER_TANSU_ENV") else {
+    }
+    let Some(t) = Tansu::from_env() else {
         // In CI tests/kafka.sh fails earlier if tansu cannot start.
         say("SKIP tansu_compatibility: LATENCY_LOGGER_TANSU_ENV is not set (tansu.sh start DIR)");
         return;
     };
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let vars: HashMap<&str, &str> = text.lines().filter_map(|l| l.split_once('=')).collect();
-    let addr = vars.get("TANSU").expect("TANSU in env").to_string();
-    let dir = vars.get("TANSU_DIR").expect("TANSU_DIR in env").to_string();
     let topic = unique("ll-tansu");
-    let script = h.support.join("tansu.sh");
-    let st = Command::new("bash")
-        .arg(&script)
-        .args(["topic", &dir, &topic, "3"])
-        .status()
-        .expect("tansu.sh");
-    assert!(st.success(), "tansu.sh topic failed");
-    let mut cfg = KafkaConfig::new(&addr);
+    t.topic(&topic, 3);
+    let mut cfg = KafkaConfig::new(&t.addr);
     cfg.topic = topic.clone();
     let t0 = now_ms();
     let p = Producer::start(cfg).expect("start against tansu");
@@ -610,6 +492,12 @@ fn tansu_compatibility() {
     }
     let s = p.close();
     assert_eq!((s.delivered, s.failed, s.dropped), (500, 0, 0), "{s:?}");
-    let got = h.consume_from(&["--bootstrap", &addr], &topic, 500, 90);
-    check_delivery(&got, 500, 3, t0);
+    let got = t.consume_args(
+        &topic,
+        500,
+        Duration::from_secs(90),
+        &Decode::Raw,
+        &["--settle", "3"],
+    );
+    check_delivery(&parse_all(got), 500, 3, t0);
 }

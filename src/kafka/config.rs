@@ -401,6 +401,14 @@ impl KafkaConfig {
     pub fn wants_idempotence(&self) -> bool {
         self.enable_idempotence && self.acks == Acks::All
     }
+
+    /// The wait before the `attempts`-th retry: `retry_backoff`, doubling,
+    /// capped at `retry_backoff_max`.
+    pub fn backoff(&self, attempts: u32) -> Duration {
+        let exp = attempts.saturating_sub(1).min(16);
+        let d = self.retry_backoff.saturating_mul(1u32 << exp);
+        d.min(self.retry_backoff_max)
+    }
 }
 
 fn split_list(s: &str) -> Vec<String> {
@@ -413,6 +421,16 @@ fn split_list(s: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let cfg = KafkaConfig::default();
+        assert_eq!(cfg.backoff(1), Duration::from_millis(100));
+        assert_eq!(cfg.backoff(2), Duration::from_millis(200));
+        assert_eq!(cfg.backoff(4), Duration::from_millis(800));
+        assert_eq!(cfg.backoff(10), Duration::from_secs(5));
+        assert_eq!(cfg.backoff(1000), Duration::from_secs(5));
+    }
 
     #[test]
     fn defaults() {

@@ -10,14 +10,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::{ApiKey, SaslAuthenticateResponse, SaslHandshakeResponse};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::ApiKey;
 use kafka_protocol::protocol::{Decodable, Encodable};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
 use super::config::{KafkaConfig, SaslMechanism};
-use super::protocol::{self, Versions};
+use super::protocol::{self, ProtocolError, Request, Versions};
 use super::sasl;
 use super::{ErrorKind, KafkaError};
 
@@ -278,10 +279,6 @@ impl Conn {
         Ok(c)
     }
 
-    pub fn bytes_written(&self) -> u64 {
-        self.bytes_written
-    }
-
     pub fn addr(&self) -> &str {
         &self.addr
     }
@@ -313,9 +310,11 @@ impl Conn {
                 }
                 Ok(protocol::ApiVersionsReply::UnsupportedVersion) if version > 0 => version = 0,
                 Ok(protocol::ApiVersionsReply::UnsupportedVersion) => {
-                    return Err(self.proto_err("ApiVersions: broker rejected version 0".into()));
+                    return Err(self.proto_err(ProtocolError(
+                        "ApiVersions: broker rejected version 0".into(),
+                    )));
                 }
-                Err(e) => return Err(self.proto_err(e.0)),
+                Err(e) => return Err(self.proto_err(e)),
             }
         }
     }
@@ -351,22 +350,23 @@ impl Conn {
                 ));
             }
         };
-        let resp: SaslHandshakeResponse = self.call(
-            ApiKey::SaslHandshake,
-            hv,
-            &protocol::sasl_handshake_request(mechanism.name()),
-            "SaslHandshake",
-        )?;
-        protocol::check_sasl_handshake(&resp, mechanism.name()).map_err(auth_err)?;
+        // A refusal is about credentials or mechanisms, whatever its code.
+        let refused = |e: KafkaError| match e.broker {
+            Some(b) if b.error == ResponseError::UnsupportedSaslMechanism => auth_err(format!(
+                "broker does not enable SASL mechanism {} ({})",
+                mechanism.name(),
+                b.detail.unwrap_or_default()
+            )),
+            Some(b) => auth_err(b.to_string()),
+            None => e,
+        };
+        self.call_v(hv, &protocol::sasl_handshake_request(mechanism.name()))
+            .map_err(refused)?;
 
         let step = |bytes: Vec<u8>, conn: &mut Conn| -> Result<Bytes, KafkaError> {
-            let resp: SaslAuthenticateResponse = conn.call(
-                ApiKey::SaslAuthenticate,
-                av,
-                &protocol::sasl_authenticate_request(bytes),
-                "SaslAuthenticate",
-            )?;
-            protocol::check_sasl_authenticate(resp).map_err(auth_err)
+            conn.call_v(av, &protocol::sasl_authenticate_request(bytes))
+                .map(|resp| resp.auth_bytes)
+                .map_err(refused)
         };
         match mechanism {
             SaslMechanism::Plain => {
@@ -386,13 +386,13 @@ impl Conn {
         Ok(())
     }
 
-    fn proto_err(&self, m: String) -> KafkaError {
-        KafkaError::new(ErrorKind::Protocol, format!("broker {}: {m}", self.addr))
+    /// A protocol-layer error, as this layer's, naming the broker.
+    fn proto_err(&self, e: ProtocolError) -> KafkaError {
+        KafkaError::from(e).at_broker(&self.addr)
     }
 
-    /// Writes one request; returns its correlation id. Used directly for
-    /// pipelining (write to several brokers, then read each).
-    pub fn write_request<T: Encodable>(
+    /// Writes one request; returns its correlation id.
+    fn write_request<T: Encodable>(
         &mut self,
         key: ApiKey,
         version: i16,
@@ -402,7 +402,7 @@ impl Conn {
         let corr = self.next_correlation;
         self.next_correlation = self.next_correlation.wrapping_add(1).max(1);
         let frame = protocol::encode_request(key, version, corr, &self.client_id, body)
-            .map_err(|e| self.proto_err(e.0))?;
+            .map_err(|e| self.proto_err(e))?;
         if let Err(e) = self
             .stream
             .write_all(&frame)
@@ -450,7 +450,7 @@ impl Conn {
         self.stream
             .read_exact(&mut len)
             .map_err(|e| read_err(&e, &self.addr))?;
-        let n = protocol::frame_len(len).map_err(|e| self.proto_err(e.0))?;
+        let n = protocol::frame_len(len).map_err(|e| self.proto_err(e))?;
         let mut buf = vec![0u8; n];
         self.stream
             .read_exact(&mut buf)
@@ -460,31 +460,72 @@ impl Conn {
     }
 
     /// Reads the reply to the oldest written request.
-    pub fn read_response<T: Decodable>(&mut self, what: &str) -> Result<T, KafkaError> {
-        let (corr, key, version) =
-            self.pending.front().copied().ok_or_else(|| {
-                self.proto_err(format!("no {what} request is waiting for a reply"))
-            })?;
+    fn read_response<T: Decodable>(&mut self, what: &str) -> Result<T, KafkaError> {
+        let (corr, key, version) = self.pending.front().copied().ok_or_else(|| {
+            self.proto_err(ProtocolError(format!(
+                "no {what} request is waiting for a reply"
+            )))
+        })?;
         let frame = self.read_frame(what)?;
         self.pending.pop_front();
-        protocol::decode_response(key, version, corr, frame).map_err(|e| self.proto_err(e.0))
+        protocol::decode_response(key, version, corr, frame).map_err(|e| self.proto_err(e))
     }
 
-    /// Request and reply.
-    pub fn call<Req: Encodable, Resp: Decodable>(
-        &mut self,
-        key: ApiKey,
-        version: i16,
-        body: &Req,
-        what: &str,
-    ) -> Result<Resp, KafkaError> {
-        self.write_request(key, version, body, what)?;
-        self.read_response(what)
+    /// Request and reply at the version agreed with this broker; a broker
+    /// error code in the reply comes back typed (`KafkaError::broker`).
+    pub fn call<R: Request>(&mut self, req: &R) -> Result<R::Response, KafkaError> {
+        let v = self.version::<R>()?;
+        self.call_v(v, req)
+    }
+
+    fn call_v<R: Request>(&mut self, version: i16, req: &R) -> Result<R::Response, KafkaError> {
+        self.write_request(R::KEY, version, req, api_name(R::KEY))?;
+        self.read::<R>()
+    }
+
+    /// The version of `R` agreed with this broker, or Unsupported.
+    pub fn version<R: Request>(&self) -> Result<i16, KafkaError> {
+        R::version(&self.versions).ok_or_else(|| {
+            KafkaError::new(
+                ErrorKind::Unsupported,
+                format!("broker {} lacks {}", self.addr, api_name(R::KEY)),
+            )
+        })
+    }
+
+    /// Writes a request without reading its reply (pipelining: write to
+    /// several brokers, then `read` each). Returns the bytes written.
+    pub fn write<R: Request>(&mut self, req: &R) -> Result<u64, KafkaError> {
+        let v = self.version::<R>()?;
+        let before = self.bytes_written;
+        self.write_request(R::KEY, v, req, api_name(R::KEY))?;
+        Ok(self.bytes_written - before)
+    }
+
+    /// Reads the reply to the oldest written request, as `R`'s.
+    pub fn read<R: Request>(&mut self) -> Result<R::Response, KafkaError> {
+        let resp: R::Response = self.read_response(api_name(R::KEY))?;
+        R::check(&resp).map_err(|e| KafkaError::from_broker(&self.addr, e))?;
+        Ok(resp)
     }
 
     /// Forgets a request that gets no reply (Produce with acks=0).
     pub fn forget_last(&mut self) {
         self.pending.pop_back();
+    }
+}
+
+/// "Metadata", "InitProducerId": for messages.
+fn api_name(key: ApiKey) -> &'static str {
+    match key {
+        ApiKey::Produce => "Produce",
+        ApiKey::Metadata => "Metadata",
+        ApiKey::InitProducerId => "InitProducerId",
+        ApiKey::CreateTopics => "CreateTopics",
+        ApiKey::SaslHandshake => "SaslHandshake",
+        ApiKey::SaslAuthenticate => "SaslAuthenticate",
+        ApiKey::ApiVersions => "ApiVersions",
+        _ => "request",
     }
 }
 

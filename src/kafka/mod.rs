@@ -15,17 +15,28 @@
 //!
 //! Modules: `config` (settings, `-X` properties), `partitioner` (Java
 //! murmur2), `protocol` (sans-IO frames, versions, errors), `sasl` (PLAIN,
-//! SCRAM), `conn` (the only module doing I/O), `producer` (the thread).
+//! SCRAM), `conn` (the only module doing I/O: one broker connection),
+//! `cluster` (connections by address, metadata, the start-up check, topic
+//! creation, the producer id), `accumulator` (per-partition batches,
+//! sequences, retries; pure), `feed` (the spool as the producer reads it),
+//! `producer` (the thread and its handles).
 
+pub mod accumulator;
+pub mod cluster;
 pub mod config;
 pub mod conn;
+pub mod feed;
 pub mod partitioner;
 pub mod producer;
 pub mod protocol;
 pub mod sasl;
 
+use kafka_protocol::error::ResponseError;
+use protocol::{BrokerError, ErrorClass, ProtocolError, classify};
+
 pub use config::{Acks, Compression, KafkaConfig, Sasl, SaslMechanism, SecurityProtocol, TlsFiles};
-pub use producer::{Finisher, Producer, ProducerHandle, RecordSender, SpoolFeed, Stats};
+pub use feed::SpoolFeed;
+pub use producer::{Finisher, Producer, ProducerHandle, RecordSender, Stats};
 pub use protocol::Record;
 
 /// What kind of failure, so callers (and the producer) can tell a bad
@@ -53,16 +64,50 @@ pub enum ErrorKind {
     Broker,
 }
 
-/// An error with a message for operators; never contains secrets.
+/// The error of the connection, cluster and producer layers: a kind to act
+/// on, a message for operators (never containing secrets), and the
+/// broker's error code, typed, when a broker answered with one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KafkaError {
     pub kind: ErrorKind,
     pub message: String,
+    pub broker: Option<BrokerError>,
 }
 
 impl KafkaError {
     pub fn new(kind: ErrorKind, message: String) -> Self {
-        KafkaError { kind, message }
+        KafkaError {
+            kind,
+            message,
+            broker: None,
+        }
+    }
+
+    /// Broker `addr` answered with an error code: `Busy` when retrying
+    /// will help, else `Broker`.
+    pub fn from_broker(addr: &str, e: BrokerError) -> Self {
+        let kind = if classify(e.error) == ErrorClass::Retriable {
+            ErrorKind::Busy
+        } else {
+            ErrorKind::Broker
+        };
+        KafkaError {
+            kind,
+            message: e.to_string(),
+            broker: Some(e),
+        }
+        .at_broker(addr)
+    }
+
+    /// Names the broker this happened with.
+    pub fn at_broker(mut self, addr: &str) -> Self {
+        self.message = format!("broker {addr}: {}", self.message);
+        self
+    }
+
+    /// The broker's error code, if that is what this is.
+    pub fn broker_error(&self) -> Option<ResponseError> {
+        self.broker.as_ref().map(|b| b.error)
     }
 
     /// Transient: worth retrying on this or another broker later.
@@ -81,3 +126,10 @@ impl std::fmt::Display for KafkaError {
 }
 
 impl std::error::Error for KafkaError {}
+
+/// Malformed or unexpected bytes, with no broker to name.
+impl From<ProtocolError> for KafkaError {
+    fn from(e: ProtocolError) -> Self {
+        KafkaError::new(ErrorKind::Protocol, e.0)
+    }
+}

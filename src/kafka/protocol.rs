@@ -202,7 +202,7 @@ pub fn api_versions_request(version: i16) -> ApiVersionsRequest {
 }
 
 /// The ApiVersions version to try first; brokers answer an unsupported one
-/// with error 35 and a v0 body, after which v0 is used.
+/// with UNSUPPORTED_VERSION and a v0 body, after which v0 is used.
 pub const API_VERSIONS_FIRST: i16 = API_VERSIONS_MAX;
 
 /// (api key, min version, max version) as a broker advertises it.
@@ -234,19 +234,23 @@ pub fn decode_api_versions(
                 correlation_id,
                 frame,
             ) {
-                Ok(r) if r.error_code == 35 => return Ok(ApiVersionsReply::UnsupportedVersion),
+                Ok(r)
+                    if response_error(r.error_code) == Some(ResponseError::UnsupportedVersion) =>
+                {
+                    return Ok(ApiVersionsReply::UnsupportedVersion);
+                }
                 _ => return Err(e),
             }
         }
         Err(e) => return Err(e),
     };
-    if resp.error_code == 35 && version > 0 {
+    if response_error(resp.error_code) == Some(ResponseError::UnsupportedVersion) && version > 0 {
         return Ok(ApiVersionsReply::UnsupportedVersion);
     }
-    if resp.error_code != 0 {
+    if response_error(resp.error_code).is_some() {
         return perr(format!(
             "ApiVersions failed: {}",
-            error_name(resp.error_code)
+            code_name(resp.error_code)
         ));
     }
     Ok(ApiVersionsReply::Ranges(
@@ -261,39 +265,8 @@ pub fn sasl_handshake_request(mechanism: &str) -> SaslHandshakeRequest {
     SaslHandshakeRequest::default().with_mechanism(StrBytes::from_string(mechanism.to_string()))
 }
 
-/// Checks a SaslHandshake reply: the broker must have enabled `mechanism`.
-pub fn check_sasl_handshake(resp: &SaslHandshakeResponse, mechanism: &str) -> Result<(), String> {
-    if resp.error_code == 0 {
-        return Ok(());
-    }
-    let offered: Vec<&str> = resp.mechanisms.iter().map(|m| m.as_str()).collect();
-    if resp.error_code == 33 {
-        return Err(format!(
-            "broker does not enable SASL mechanism {mechanism} (it offers: {})",
-            offered.join(", ")
-        ));
-    }
-    Err(format!(
-        "SaslHandshake failed: {}",
-        error_name(resp.error_code)
-    ))
-}
-
 pub fn sasl_authenticate_request(bytes: Vec<u8>) -> SaslAuthenticateRequest {
     SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(bytes))
-}
-
-/// The broker's bytes, or its error message.
-pub fn check_sasl_authenticate(resp: SaslAuthenticateResponse) -> Result<Bytes, String> {
-    if resp.error_code != 0 {
-        let msg = resp
-            .error_message
-            .as_ref()
-            .map(|m| m.as_str().to_string())
-            .unwrap_or_default();
-        return Err(format!("{}: {msg}", error_name(resp.error_code)));
-    }
-    Ok(resp.auth_bytes)
 }
 
 /// Metadata for one topic. The auto-create flag exists from v4 on; older
@@ -318,14 +291,14 @@ pub struct PartitionInfo {
     pub id: i32,
     /// -1 when there is no leader right now.
     pub leader: i32,
-    pub error_code: i16,
+    pub error: Option<ResponseError>,
 }
 
 /// What the producer needs from a Metadata reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClusterMeta {
     pub brokers: Vec<BrokerInfo>,
-    pub topic_error: i16,
+    pub topic_error: Option<ResponseError>,
     /// Sorted by id, contiguous from 0 when the topic exists.
     pub partitions: Vec<PartitionInfo>,
 }
@@ -352,11 +325,11 @@ pub fn parse_metadata(resp: &MetadataResponse, topic: &str) -> Result<ClusterMet
         .map(|p| PartitionInfo {
             id: p.partition_index,
             leader: p.leader_id.0,
-            error_code: p.error_code,
+            error: response_error(p.error_code),
         })
         .collect();
     partitions.sort_by_key(|p| p.id);
-    if t.error_code == 0 {
+    if response_error(t.error_code).is_none() {
         for (i, p) in partitions.iter().enumerate() {
             if p.id != i as i32 {
                 return perr(format!(
@@ -368,7 +341,7 @@ pub fn parse_metadata(resp: &MetadataResponse, topic: &str) -> Result<ClusterMet
     }
     Ok(ClusterMeta {
         brokers,
-        topic_error: t.error_code,
+        topic_error: response_error(t.error_code),
         partitions,
     })
 }
@@ -384,52 +357,12 @@ pub fn create_topics_request(topic: &str, partitions: i32, timeout_ms: i32) -> C
         .with_timeout_ms(timeout_ms)
 }
 
-/// Ok if created or already there.
-/// Broker error codes the producer acts on, named (from `ResponseError`).
-pub mod code {
-    use kafka_protocol::error::ResponseError;
-    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = ResponseError::UnknownTopicOrPartition.code();
-    pub const LEADER_NOT_AVAILABLE: i16 = ResponseError::LeaderNotAvailable.code();
-    pub const MESSAGE_TOO_LARGE: i16 = ResponseError::MessageTooLarge.code();
-    pub const RECORD_LIST_TOO_LARGE: i16 = ResponseError::RecordListTooLarge.code();
-    pub const NOT_CONTROLLER: i16 = ResponseError::NotController.code();
-}
-
-/// Ok, or the topic's error code and a message.
-pub fn check_create_topics(resp: &CreateTopicsResponse, topic: &str) -> Result<(), (i16, String)> {
-    for t in &resp.topics {
-        if t.name.0.as_str() == topic && t.error_code != 0 && t.error_code != 36 {
-            let msg = t
-                .error_message
-                .as_ref()
-                .map(|m| format!(": {}", m.as_str()))
-                .unwrap_or_default();
-            return Err((
-                t.error_code,
-                format!(
-                    "could not create topic {topic}: {}{msg}",
-                    error_name(t.error_code)
-                ),
-            ));
-        }
-    }
-    Ok(())
-}
-
 pub fn init_producer_id_request(timeout_ms: i32) -> InitProducerIdRequest {
     InitProducerIdRequest::default()
         .with_transactional_id(None)
         .with_transaction_timeout_ms(timeout_ms)
         .with_producer_id(kafka_protocol::messages::ProducerId(-1))
         .with_producer_epoch(-1)
-}
-
-/// (producer id, epoch) or the error code.
-pub fn parse_init_producer_id(resp: &InitProducerIdResponse) -> Result<(i64, i16), i16> {
-    if resp.error_code != 0 {
-        return Err(resp.error_code);
-    }
-    Ok((resp.producer_id.0, resp.producer_epoch))
 }
 
 /// One record as the caller gave it.
@@ -539,7 +472,7 @@ pub fn produce_request(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionResult {
     pub partition: i32,
-    pub error_code: i16,
+    pub error: Option<ResponseError>,
     pub base_offset: i64,
     pub error_message: Option<String>,
 }
@@ -551,7 +484,7 @@ pub fn parse_produce(resp: &ProduceResponse, topic: &str) -> Vec<PartitionResult
         .flat_map(|t| t.partition_responses.iter())
         .map(|p| PartitionResult {
             partition: p.index,
-            error_code: p.error_code,
+            error: response_error(p.error_code),
             base_offset: p.base_offset,
             error_message: p.error_message.as_ref().map(|m| m.as_str().to_string()),
         })
@@ -559,6 +492,146 @@ pub fn parse_produce(resp: &ProduceResponse, topic: &str) -> Vec<PartitionResult
 }
 
 // ---------------------------------------------------------------- errors
+
+/// A broker's error code, typed; `None` for 0 (no error).
+pub fn response_error(code: i16) -> Option<ResponseError> {
+    ResponseError::try_from_code(code)
+}
+
+/// A broker answered a request with an error code: what callers match on
+/// (never on the text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerError {
+    pub api: ApiKey,
+    pub error: ResponseError,
+    /// The broker's own words, or what we know besides the code.
+    pub detail: Option<String>,
+}
+
+impl BrokerError {
+    fn new(api: ApiKey, error: ResponseError, detail: Option<String>) -> Self {
+        BrokerError { api, error, detail }
+    }
+
+    /// Ok for 0, else a `BrokerError` for `api`.
+    fn check(api: ApiKey, code: i16, detail: Option<&StrBytes>) -> Result<(), BrokerError> {
+        match response_error(code) {
+            None => Ok(()),
+            Some(e) => Err(BrokerError::new(
+                api,
+                e,
+                detail
+                    .map(|m| m.as_str().to_string())
+                    .filter(|m| !m.is_empty()),
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for BrokerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}: {}", self.api, error_name(self.error))?;
+        if let Some(d) = &self.detail {
+            write!(f, ": {d}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One request type the producer sends: its API key, the version agreed
+/// with a broker, and the error code its reply carries (if it has one for
+/// the whole request). `Conn::call` does the rest.
+pub trait Request: Encodable {
+    type Response: Decodable;
+    const KEY: ApiKey;
+    /// None: the broker does not offer this API.
+    fn version(v: &Versions) -> Option<i16>;
+    /// The reply's request-wide error, typed. Per-partition errors (Produce)
+    /// are the caller's to sort.
+    fn check(resp: &Self::Response) -> Result<(), BrokerError>;
+}
+
+impl Request for MetadataRequest {
+    type Response = MetadataResponse;
+    const KEY: ApiKey = ApiKey::Metadata;
+    fn version(v: &Versions) -> Option<i16> {
+        Some(v.metadata)
+    }
+    // Topic errors are data here (a missing topic may be created).
+    fn check(_: &MetadataResponse) -> Result<(), BrokerError> {
+        Ok(())
+    }
+}
+
+impl Request for ProduceRequest {
+    type Response = ProduceResponse;
+    const KEY: ApiKey = ApiKey::Produce;
+    fn version(v: &Versions) -> Option<i16> {
+        Some(v.produce)
+    }
+    fn check(_: &ProduceResponse) -> Result<(), BrokerError> {
+        Ok(())
+    }
+}
+
+impl Request for InitProducerIdRequest {
+    type Response = InitProducerIdResponse;
+    const KEY: ApiKey = ApiKey::InitProducerId;
+    fn version(v: &Versions) -> Option<i16> {
+        v.init_producer_id
+    }
+    fn check(resp: &InitProducerIdResponse) -> Result<(), BrokerError> {
+        BrokerError::check(Self::KEY, resp.error_code, None)
+    }
+}
+
+impl Request for CreateTopicsRequest {
+    type Response = CreateTopicsResponse;
+    const KEY: ApiKey = ApiKey::CreateTopics;
+    fn version(v: &Versions) -> Option<i16> {
+        v.create_topics
+    }
+    /// Ok if created or already there (the request names one topic).
+    fn check(resp: &CreateTopicsResponse) -> Result<(), BrokerError> {
+        for t in &resp.topics {
+            match response_error(t.error_code) {
+                None | Some(ResponseError::TopicAlreadyExists) => {}
+                Some(e) => {
+                    let detail = t.error_message.as_ref().map(|m| m.as_str().to_string());
+                    return Err(BrokerError::new(Self::KEY, e, detail));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Request for SaslHandshakeRequest {
+    type Response = SaslHandshakeResponse;
+    const KEY: ApiKey = ApiKey::SaslHandshake;
+    fn version(v: &Versions) -> Option<i16> {
+        v.sasl_handshake
+    }
+    /// The detail lists the mechanisms the broker does enable.
+    fn check(resp: &SaslHandshakeResponse) -> Result<(), BrokerError> {
+        let offered: Vec<&str> = resp.mechanisms.iter().map(|m| m.as_str()).collect();
+        BrokerError::check(Self::KEY, resp.error_code, None).map_err(|mut e| {
+            e.detail = Some(format!("the broker offers: {}", offered.join(", ")));
+            e
+        })
+    }
+}
+
+impl Request for SaslAuthenticateRequest {
+    type Response = SaslAuthenticateResponse;
+    const KEY: ApiKey = ApiKey::SaslAuthenticate;
+    fn version(v: &Versions) -> Option<i16> {
+        v.sasl_authenticate
+    }
+    fn check(resp: &SaslAuthenticateResponse) -> Result<(), BrokerError> {
+        BrokerError::check(Self::KEY, resp.error_code, resp.error_message.as_ref())
+    }
+}
 
 /// What to do about a broker error code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -573,32 +646,42 @@ pub enum ErrorClass {
     ResetProducer,
 }
 
-/// Classifies a non-zero error code from Produce or Metadata.
-pub fn classify(code: i16) -> ErrorClass {
-    match code {
-        // NOT_LEADER_OR_FOLLOWER, LEADER_NOT_AVAILABLE, UNKNOWN_TOPIC_OR_PARTITION,
-        // REQUEST_TIMED_OUT, NOT_ENOUGH_REPLICAS(_AFTER_APPEND), NETWORK_EXCEPTION,
-        // KAFKA_STORAGE_ERROR, NOT_CONTROLLER, FENCED/UNKNOWN_LEADER_EPOCH,
-        // THROTTLING_QUOTA_EXCEEDED, BROKER_NOT_AVAILABLE (transient in practice)
-        6 | 5 | 3 | 7 | 19 | 20 | 13 | 56 | 41 | 74 | 75 | 89 | 8 | 14 | 15 | 16 => {
-            ErrorClass::Retriable
+/// Classifies a broker error from Produce, Metadata or InitProducerId.
+pub fn classify(e: ResponseError) -> ErrorClass {
+    use ResponseError as E;
+    match e {
+        // BROKER_NOT_AVAILABLE is transient in practice, though not marked so.
+        E::NotLeaderOrFollower
+        | E::LeaderNotAvailable
+        | E::UnknownTopicOrPartition
+        | E::RequestTimedOut
+        | E::NotEnoughReplicas
+        | E::NotEnoughReplicasAfterAppend
+        | E::NetworkException
+        | E::KafkaStorageError
+        | E::NotController
+        | E::FencedLeaderEpoch
+        | E::UnknownLeaderEpoch
+        | E::ThrottlingQuotaExceeded
+        | E::BrokerNotAvailable
+        | E::CoordinatorLoadInProgress
+        | E::CoordinatorNotAvailable
+        | E::NotCoordinator => ErrorClass::Retriable,
+        E::DuplicateSequenceNumber => ErrorClass::Duplicate,
+        E::OutOfOrderSequenceNumber | E::InvalidProducerEpoch | E::UnknownProducerId => {
+            ErrorClass::ResetProducer
         }
-        46 => ErrorClass::Duplicate,
-        // OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_PRODUCER_EPOCH, UNKNOWN_PRODUCER_ID
-        45 | 47 | 59 => ErrorClass::ResetProducer,
-        c => match ResponseError::try_from_code(c) {
-            Some(e) if e.is_retriable() => ErrorClass::Retriable,
-            _ => ErrorClass::Fatal,
-        },
+        e if e.is_retriable() => ErrorClass::Retriable,
+        _ => ErrorClass::Fatal,
     }
 }
 
 /// "NOT_LEADER_OR_FOLLOWER (6)": the name Kafka's docs and logs use.
-pub fn error_name(code: i16) -> String {
-    match ResponseError::try_from_code(code) {
-        None => "NONE (0)".into(),
-        Some(ResponseError::Unknown(c)) => format!("UNKNOWN_ERROR_CODE ({c})"),
-        Some(e) => {
+pub fn error_name(e: ResponseError) -> String {
+    let code = e.code();
+    match e {
+        ResponseError::Unknown(c) => format!("UNKNOWN_ERROR_CODE ({c})"),
+        e => {
             let camel = format!("{e:?}");
             let mut out = String::with_capacity(camel.len() + 8);
             for (i, ch) in camel.chars().enumerate() {
@@ -610,6 +693,11 @@ pub fn error_name(code: i16) -> String {
             format!("{out} ({code})")
         }
     }
+}
+
+/// As `error_name`, for a code that may be 0.
+pub fn code_name(code: i16) -> String {
+    response_error(code).map_or_else(|| "NONE (0)".into(), error_name)
 }
 
 #[cfg(test)]
@@ -725,8 +813,12 @@ mod tests {
         let parts = parse_produce(&r, "monitoring");
         assert_eq!(parts.len(), 2);
         assert_eq!(parts[0].base_offset, 100);
-        assert_eq!(parts[1].error_code, 6);
-        assert_eq!(classify(parts[1].error_code), ErrorClass::Retriable);
+        assert_eq!(parts[1].error, Some(ResponseError::NotLeaderOrFollower));
+        assert_eq!(parts[0].error, None);
+        assert_eq!(
+            classify(ResponseError::NotLeaderOrFollower),
+            ErrorClass::Retriable
+        );
         // Truncated replies are errors, not panics.
         for cut in 0..v.len() {
             let _ = decode_response::<ProduceResponse>(
@@ -855,21 +947,51 @@ mod tests {
 
     #[test]
     fn error_classes_and_names() {
-        assert_eq!(classify(6), ErrorClass::Retriable);
-        assert_eq!(classify(5), ErrorClass::Retriable);
-        assert_eq!(classify(3), ErrorClass::Retriable);
-        assert_eq!(classify(7), ErrorClass::Retriable);
-        assert_eq!(classify(19), ErrorClass::Retriable);
-        assert_eq!(classify(20), ErrorClass::Retriable);
-        assert_eq!(classify(13), ErrorClass::Retriable);
-        assert_eq!(classify(29), ErrorClass::Fatal);
-        assert_eq!(classify(58), ErrorClass::Fatal);
-        assert_eq!(classify(10), ErrorClass::Fatal);
-        assert_eq!(classify(46), ErrorClass::Duplicate);
-        assert_eq!(classify(45), ErrorClass::ResetProducer);
-        assert_eq!(classify(999), ErrorClass::Fatal);
-        assert_eq!(error_name(6), "NOT_LEADER_OR_FOLLOWER (6)");
-        assert_eq!(error_name(29), "TOPIC_AUTHORIZATION_FAILED (29)");
-        assert_eq!(error_name(999), "UNKNOWN_ERROR_CODE (999)");
+        let c = |code| classify(response_error(code).unwrap());
+        for retriable in [6, 5, 3, 7, 19, 20, 13, 41, 8, 14] {
+            assert_eq!(c(retriable), ErrorClass::Retriable, "{retriable}");
+        }
+        assert_eq!(c(29), ErrorClass::Fatal);
+        assert_eq!(c(58), ErrorClass::Fatal);
+        assert_eq!(c(10), ErrorClass::Fatal);
+        assert_eq!(c(46), ErrorClass::Duplicate);
+        assert_eq!(c(45), ErrorClass::ResetProducer);
+        assert_eq!(c(999), ErrorClass::Fatal);
+        assert_eq!(
+            error_name(ResponseError::NotLeaderOrFollower),
+            "NOT_LEADER_OR_FOLLOWER (6)"
+        );
+        assert_eq!(code_name(29), "TOPIC_AUTHORIZATION_FAILED (29)");
+        assert_eq!(code_name(999), "UNKNOWN_ERROR_CODE (999)");
+        assert_eq!(code_name(0), "NONE (0)");
+    }
+
+    #[test]
+    fn request_checks_type_the_error_code() {
+        use kafka_protocol::messages::create_topics_response::CreatableTopicResult;
+        let topic = |code| {
+            CreatableTopicResult::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_error_code(code)
+        };
+        let ok = CreateTopicsResponse::default().with_topics(vec![topic(36)]);
+        assert_eq!(CreateTopicsRequest::check(&ok), Ok(()));
+        let refused = CreateTopicsResponse::default().with_topics(vec![topic(41)]);
+        let e = CreateTopicsRequest::check(&refused).unwrap_err();
+        assert_eq!(
+            (e.api, e.error),
+            (ApiKey::CreateTopics, ResponseError::NotController)
+        );
+        let busy = InitProducerIdResponse::default().with_error_code(14);
+        assert_eq!(
+            InitProducerIdRequest::check(&busy).map_err(|e| e.error),
+            Err(ResponseError::CoordinatorLoadInProgress)
+        );
+        let sasl = SaslHandshakeResponse::default()
+            .with_error_code(33)
+            .with_mechanisms(vec![StrBytes::from_static_str("PLAIN")]);
+        let e = SaslHandshakeRequest::check(&sasl).unwrap_err();
+        assert_eq!(e.error, ResponseError::UnsupportedSaslMechanism);
+        assert_eq!(e.detail.as_deref(), Some("the broker offers: PLAIN"));
     }
 }

@@ -23,13 +23,16 @@ use std::time::Duration;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::{ServerConfig, ServerConnection, StreamOwned};
 
+#[allow(dead_code)] // used by e2e, kafka_e2e, kafka_spool, pipeline, probe, unattended
 pub const FIXED_BODY_LEN: usize = 10_000;
 /// How long `/delay` waits before answering.
+#[allow(dead_code)] // used by e2e, kafka_e2e, kafka_spool, pipeline, probe, unattended
 pub const DELAY: Duration = Duration::from_millis(200);
 /// Bound on every server-side read/write, so a stuck client never stalls a test.
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Body of `/fixed`: printable, not all the same byte.
+#[allow(dead_code)] // used by e2e, kafka_e2e, kafka_spool, pipeline, probe, unattended
 pub fn fixed_body() -> Vec<u8> {
     (0..FIXED_BODY_LEN).map(|i| b'a' + (i % 26) as u8).collect()
 }
@@ -201,11 +204,13 @@ fn respond<S: Write>(
 }
 
 /// Plain HTTP server on 127.0.0.1; stops when dropped.
+#[allow(dead_code)] // used by e2e, kafka_e2e, kafka_spool, pipeline, probe, unattended, and the bench_server example
 pub struct HttpServer {
     server: Server,
 }
 
 impl HttpServer {
+    #[allow(dead_code)] // used by e2e, kafka_e2e, kafka_spool, pipeline, probe, unattended, and the bench_server example
     pub fn start() -> HttpServer {
         HttpServer {
             server: Server::start(None),
@@ -213,27 +218,32 @@ impl HttpServer {
     }
 
     /// Where each connection came from.
+    #[allow(dead_code)] // used by probe
     pub fn peers(&self) -> Vec<SocketAddr> {
         self.server.peers()
     }
 
     /// On another loopback address, e.g. `[::1]:0` or `127.0.0.2:0`.
+    #[allow(dead_code)] // used by probe
     pub fn start_at(bind: &str) -> HttpServer {
         HttpServer {
             server: Server::start_at(bind, None),
         }
     }
 
+    #[allow(dead_code)] // used by e2e, probe, and the bench_server example
     pub fn addr(&self) -> SocketAddr {
         self.server.addr
     }
 
     /// `http://127.0.0.1:PORT{path}`
+    #[allow(dead_code)] // used by e2e, kafka_e2e, kafka_spool, pipeline, probe, unattended
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.server.addr, path)
     }
 
     /// Request heads received so far, in order.
+    #[allow(dead_code)] // used by e2e, probe, unattended
     pub fn requests(&self) -> Vec<String> {
         self.server.requests()
     }
@@ -249,6 +259,7 @@ pub struct HttpsServer {
 
 /// Which certificate an [`HttpsServer`] presents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(dead_code)] // used by e2e, probe
 pub enum Cert {
     /// A leaf for `localhost`/`127.0.0.1` signed by the test CA (the default).
     Signed,
@@ -263,10 +274,12 @@ pub enum Cert {
 }
 
 impl HttpsServer {
+    #[allow(dead_code)] // used by e2e, probe, and the bench_server example
     pub fn start() -> HttpsServer {
         HttpsServer::start_with(Cert::Signed)
     }
 
+    #[allow(dead_code)] // used by e2e, probe
     pub fn start_with(kind: Cert) -> HttpsServer {
         let certs = TestCerts::generate(kind);
         let chain = if kind == Cert::SelfSigned {
@@ -297,29 +310,35 @@ impl HttpsServer {
         }
     }
 
+    #[allow(dead_code)] // used by the bench_server example (tests/bench)
     pub fn addr(&self) -> SocketAddr {
         self.server.addr
     }
 
     /// `https://127.0.0.1:PORT{path}` (the certificate also names `localhost`).
+    #[allow(dead_code)] // used by e2e, probe
     pub fn url(&self, path: &str) -> String {
         format!("https://{}{}", self.server.addr, path)
     }
 
     /// `https://HOST:PORT{path}`, e.g. with `localhost` to exercise SNI/DNS names.
+    #[allow(dead_code)] // used by probe
     pub fn url_with_host(&self, host: &str, path: &str) -> String {
         format!("https://{host}:{}{path}", self.server.addr.port())
     }
 
     /// PEM file of the test CA that signed the server certificate (lives as long as self).
+    #[allow(dead_code)] // used by e2e, probe
     pub fn ca_pem_path(&self) -> &Path {
         &self.ca_path
     }
 
+    #[allow(dead_code)] // used by the bench_server example (tests/bench)
     pub fn ca_pem(&self) -> &str {
         &self.ca_pem
     }
 
+    #[allow(dead_code)] // used by probe
     pub fn requests(&self) -> Vec<String> {
         self.server.requests()
     }

@@ -2,7 +2,6 @@
 //!
 //! Use from a test crate with `mod support;`. Everything here listens on
 //! 127.0.0.1 with an OS-chosen port and stops when dropped.
-#![allow(dead_code)] // each test crate uses a different part of this module
 
 pub mod http;
 pub mod process;

@@ -7,16 +7,19 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// Path of the binary under test.
+#[allow(dead_code)] // used by e2e, kafka_e2e, kafka_spool, unattended
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_latency-logger")
 }
 
 /// The binary under test with `args`, stdin closed, stdout and stderr piped.
+#[allow(dead_code)] // used by e2e, unattended
 pub fn spawn(args: &[&str]) -> Child {
     spawn_to(args, Stdio::piped())
 }
 
 /// As [`spawn`], with stdout going to `stdout`.
+#[allow(dead_code)] // used by e2e, unattended
 pub fn spawn_to(args: &[&str], stdout: Stdio) -> Child {
     Command::new(binary())
         .args(args)
@@ -30,6 +33,7 @@ pub fn spawn_to(args: &[&str], stdout: Stdio) -> Child {
 
 /// Reads the child's stdout on a thread while it runs (a test that reads
 /// only after exit would stall the binary once the pipe is full).
+#[allow(dead_code)] // used by kafka_e2e, kafka_spool, unattended
 pub fn read_stdout_meanwhile(child: &mut Child) -> std::thread::JoinHandle<String> {
     let mut o = child.stdout.take().expect("piped stdout");
     std::thread::spawn(move || {
@@ -42,6 +46,7 @@ pub fn read_stdout_meanwhile(child: &mut Child) -> std::thread::JoinHandle<Strin
 
 /// The binary running, its stdout and stderr drained on threads as it runs
 /// (a full pipe would otherwise stall the probes writing to it).
+#[allow(dead_code)] // used by kafka_e2e, kafka_spool
 pub struct Running {
     pub child: Child,
     out: std::thread::JoinHandle<String>,
@@ -49,6 +54,7 @@ pub struct Running {
 }
 
 /// The binary under test with `args` and extra environment, output drained.
+#[allow(dead_code)] // used by kafka_e2e, kafka_spool
 pub fn spawn_drained(args: &[String], env: &[(&str, &str)]) -> Running {
     let mut child = Command::new(binary())
         .args(args)
@@ -70,6 +76,7 @@ pub fn spawn_drained(args: &[String], env: &[(&str, &str)]) -> Running {
 }
 
 /// Waits for exit within `limit`, then returns (status code, stdout, stderr).
+#[allow(dead_code)] // used by kafka_e2e, kafka_spool
 pub fn finish(run: Running, limit: Duration) -> (Option<i32>, String, String) {
     let Running {
         mut child,
@@ -85,6 +92,7 @@ pub fn finish(run: Running, limit: Duration) -> (Option<i32>, String, String) {
 }
 
 /// Everything left on the child's stdout (if piped) and stderr.
+#[allow(dead_code)] // used by e2e, unattended
 pub fn read_all(child: &mut Child) -> (String, String) {
     let mut out = String::new();
     let mut err = String::new();
@@ -101,6 +109,7 @@ pub fn read_all(child: &mut Child) -> (String, String) {
 }
 
 /// Every line as JSON; fails on a partial last line or a line that is not JSON.
+#[allow(dead_code)] // used by e2e, unattended
 pub fn parse_lines(out: &str) -> Vec<serde_json::Value> {
     assert!(
         out.is_empty() || out.ends_with('\n'),
@@ -113,6 +122,7 @@ pub fn parse_lines(out: &str) -> Vec<serde_json::Value> {
 }
 
 /// Waits up to `limit` for `child` to exit; kills it and panics past that.
+#[allow(dead_code)] // used by bad_input, e2e, kafka_e2e, kafka_spool, unattended
 pub fn wait_bounded(child: &mut Child, limit: Duration) -> ExitStatus {
     let deadline = Instant::now() + limit;
     loop {
@@ -129,6 +139,7 @@ pub fn wait_bounded(child: &mut Child, limit: Duration) -> ExitStatus {
 }
 
 /// Sends `sig` (e.g. "-TERM") to `child` with kill(1).
+#[allow(dead_code)] // used by e2e, kafka_e2e, kafka_spool, unattended
 pub fn signal(child: &Child, sig: &str) {
     let ok = std::process::Command::new("kill")
         .args([sig, &child.id().to_string()])
