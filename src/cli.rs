@@ -221,7 +221,7 @@ const FLAGS: &[FlagDoc] = &[
         None,
         "linger-ms",
         Some("MS"),
-        "Milliseconds to wait for more records before sending a batch [default: 5].",
+        "Milliseconds to wait for more records before sending a batch [default: 1000].",
     ),
     (
         None,

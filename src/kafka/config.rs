@@ -164,7 +164,11 @@ impl Default for KafkaConfig {
             client_id: "latency-logger".into(),
             acks: Acks::All,
             compression: Compression::None,
-            linger: Duration::from_millis(5),
+            // Not librdkafka's 5 ms: probes come seconds apart, and one request
+            // per second instead of one per record is what an edge device's
+            // CPU and uplink want (issue 10); records still reach Kafka within
+            // about a second, and at once at shutdown.
+            linger: Duration::from_millis(1000),
             batch_max_bytes: 1024 * 1024,
             buffer: 100_000,
             flush_timeout: Duration::from_secs(10),
@@ -438,7 +442,7 @@ mod tests {
         assert_eq!(c.topic, "monitoring");
         assert_eq!(c.client_id, "latency-logger");
         assert_eq!(c.acks, Acks::All);
-        assert_eq!(c.linger, Duration::from_millis(5));
+        assert_eq!(c.linger, Duration::from_millis(1000));
         assert_eq!(c.batch_max_bytes, 1 << 20);
         assert_eq!(c.buffer, 100_000);
         assert_eq!(c.flush_timeout, Duration::from_secs(10));

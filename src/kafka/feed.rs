@@ -6,9 +6,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
 use log::warn;
 
+use super::doorbell::Doorbell;
 use super::protocol::Record;
 use crate::spool::{Spool, SpoolError, SpoolStats, Ticket};
 
@@ -20,19 +20,17 @@ const DROP_WARN_EVERY: Duration = Duration::from_secs(10);
 /// `timestamp i64 | key length u32 | key | value` (little-endian).
 pub struct SpoolFeed {
     spool: Mutex<Spool>,
-    wake_tx: Sender<()>,
-    pub(super) wake_rx: Receiver<()>,
+    /// Rung by appends; the producer thread waits on it.
+    pub(super) bell: Arc<Doorbell>,
     /// When the last "spool full" warning was logged (rate limit).
     drop_warned: Mutex<Option<Instant>>,
 }
 
 impl SpoolFeed {
     pub fn new(spool: Spool) -> Arc<SpoolFeed> {
-        let (wake_tx, wake_rx) = crossbeam_channel::bounded(1);
         Arc::new(SpoolFeed {
             spool: Mutex::new(spool),
-            wake_tx,
-            wake_rx,
+            bell: Arc::new(Doorbell::default()),
             drop_warned: Mutex::new(None),
         })
     }
@@ -65,7 +63,7 @@ impl SpoolFeed {
                 );
             }
         }
-        let _ = self.wake_tx.try_send(());
+        self.bell.ring(false);
         Ok(())
     }
 

@@ -25,6 +25,7 @@ pub mod accumulator;
 pub mod cluster;
 pub mod config;
 pub mod conn;
+mod doorbell;
 pub mod feed;
 pub mod partitioner;
 pub mod producer;

@@ -19,9 +19,13 @@
 //! twice. The batches are `accumulator`'s; brokers, metadata and the
 //! producer id are `cluster`'s; this module is the loop and its handles.
 //!
-//! Memory: callers never block. Records wait in a bounded channel; when it
+//! Memory: callers never block. Records wait in a channel bounded by
+//! `buffer` (allocated as records arrive, not reserved up front); when it
 //! is full the oldest record is dropped and counted. The thread holds at
 //! most a quarter of `buffer` itself, so the total stays within `buffer`.
+//!
+//! Wake-ups: see `doorbell`. The thread sleeps until its next deadline;
+//! records wake it only when it holds none (or when half the buffer waits).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,7 +33,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::ProduceRequest;
 use log::{debug, error, info, warn};
@@ -37,6 +41,7 @@ use log::{debug, error, info, warn};
 use super::accumulator::{Accumulator, Batch};
 use super::cluster::Cluster;
 use super::config::{Acks, KafkaConfig};
+use super::doorbell::Doorbell;
 use super::feed::SpoolFeed;
 use super::protocol::{self, ErrorClass, ProducerIdentity, Record, classify, error_name};
 use super::{ErrorKind, KafkaError};
@@ -62,8 +67,9 @@ pub struct Stats {
 
 /// Drop warnings are rate-limited to one per this interval.
 const DROP_WARN_EVERY: Duration = Duration::from_secs(10);
-/// Longest the thread sleeps without looking at the close flag.
-const MAX_IDLE: Duration = Duration::from_millis(50);
+/// Longest the thread sleeps without a deadline (closing rings the doorbell;
+/// this only bounds how late an overdue metadata refresh can be).
+const MAX_IDLE: Duration = Duration::from_secs(1);
 
 struct Shared {
     closing: AtomicBool,
@@ -78,6 +84,7 @@ struct Shared {
     /// Milliseconds since `start` of the last drop warning, +1 (0 = never).
     last_drop_warn: AtomicU64,
     buffer: usize,
+    bell: Arc<Doorbell>,
 }
 
 impl Shared {
@@ -118,6 +125,8 @@ pub struct RecordSender {
     // Held so that a full channel can drop its oldest record.
     rx: Receiver<Record>,
     shared: Arc<Shared>,
+    /// Records the channel may hold.
+    capacity: usize,
 }
 
 impl RecordSender {
@@ -128,23 +137,22 @@ impl RecordSender {
             self.shared.note_drop();
             return;
         }
-        let mut r = record;
-        loop {
-            match self.tx.try_send(r) {
-                Ok(()) => return,
-                Err(TrySendError::Full(back)) => {
-                    r = back;
-                    if self.rx.try_recv().is_ok() {
-                        self.shared.note_drop();
-                    }
-                }
-                Err(TrySendError::Disconnected(_)) => {
-                    // Cannot happen while we hold `rx`; count it rather than panic.
-                    self.shared.note_drop();
-                    return;
-                }
+        // The bound is ours (the channel grows with what waits): with several
+        // senders at once it may be passed by a record per sender.
+        while self.tx.len() >= self.capacity {
+            match self.rx.try_recv() {
+                Ok(_) => self.shared.note_drop(),
+                Err(_) => break,
             }
         }
+        if self.tx.send(record).is_err() {
+            // Cannot happen while we hold `rx`; count it rather than panic.
+            self.shared.note_drop();
+            return;
+        }
+        // Half full: take them now rather than at the end of the linger.
+        let urgent = self.tx.len() * 2 >= self.capacity;
+        self.shared.bell.ring(urgent);
     }
 }
 
@@ -180,6 +188,7 @@ impl ProducerHandle {
     fn shutdown(&mut self) -> Stats {
         let shared = &self.sender.shared;
         shared.closing.store(true, Ordering::Release);
+        shared.bell.ring(true);
         if let Some(t) = self.thread.take()
             && t.join().is_err()
         {
@@ -253,11 +262,16 @@ impl Producer {
         let mut capacity = cfg.buffer.saturating_sub(thread_limit).max(1);
         if spool.is_some() {
             // Records wait in the spool; the channel only carries the few
-            // that could not be appended. (crossbeam's bounded channel
-            // touches every slot up front: 75,000 slots are ~6 MB of RSS.)
+            // that could not be appended.
             capacity = capacity.min(1024);
         }
-        let (tx, rx) = crossbeam_channel::bounded(capacity);
+        // Unbounded underneath, bounded by `send`: crossbeam's bounded
+        // channel touches every slot up front (75,000 slots, ~5 MB of RSS).
+        let (tx, rx) = crossbeam_channel::unbounded();
+        // The spool's appends ring the same bell.
+        let bell = spool
+            .as_ref()
+            .map_or_else(|| Arc::new(Doorbell::default()), |f| f.bell.clone());
         let shared = Arc::new(Shared {
             closing: AtomicBool::new(false),
             delivered: AtomicU64::new(0),
@@ -269,6 +283,7 @@ impl Producer {
             start: Instant::now(),
             last_drop_warn: AtomicU64::new(0),
             buffer: cfg.buffer,
+            bell,
         });
         let mut acc = Accumulator::new(cfg.clone(), thread_limit);
         acc.ensure_partitions(cluster.partitions());
@@ -296,7 +311,12 @@ impl Producer {
                 )
             })?;
         Ok(ProducerHandle {
-            sender: RecordSender { tx, rx, shared },
+            sender: RecordSender {
+                tx,
+                rx,
+                shared,
+                capacity,
+            },
             thread: Some(thread),
         })
     }
@@ -350,21 +370,24 @@ impl Worker {
         self.acc.room()
     }
 
-    /// Moves records from the channel into partition queues; waits up to
-    /// `wait` for the first one.
+    /// Sleeps until `wait` has passed or the doorbell rings (a record while
+    /// the thread holds none, many records, closing), then moves records
+    /// from the spool and the channel into partition queues.
     fn pull(&mut self, wait: Duration) {
-        let rx = self.rx.clone();
+        let bell = self.shared.bell.clone();
         if self.unchecked || self.finisher.as_ref().is_some_and(|f| !f.ready()) {
             // Records wait where they are (channel, spool).
-            std::thread::sleep(wait.min(MAX_IDLE));
+            bell.wait(wait.min(MAX_IDLE), false);
             return;
         }
+        let waiting = !self.rx.is_empty() || self.spool.as_ref().is_some_and(|f| f.unread() > 0);
+        if !self.room() || !waiting {
+            bell.wait(wait, self.acc.held() == 0);
+        }
+        // What arrives from here on rings again.
+        bell.clear();
         if let Some(feed) = self.spool.clone() {
-            // Appends wake us; the channel only carries records the spool
-            // could not take.
-            if self.room() && rx.is_empty() && feed.unread() == 0 {
-                let _ = feed.wake_rx.recv_timeout(wait);
-            }
+            // The channel only carries records the spool could not take.
             while self.room() {
                 let got = feed.read(256);
                 if got.is_empty() {
@@ -374,27 +397,9 @@ impl Worker {
                     self.place_ticketed(r, Some(t));
                 }
             }
-            while self.room() {
-                match rx.try_recv() {
-                    Ok(r) => self.place(r),
-                    Err(_) => break,
-                }
-            }
-            if !self.room() {
-                std::thread::sleep(wait.min(MAX_IDLE));
-            }
-            return;
-        }
-        if self.room() {
-            match rx.recv_timeout(wait) {
-                Ok(r) => self.place(r),
-                Err(RecvTimeoutError::Timeout) | Err(RecvTimeoutError::Disconnected) => return,
-            }
-        } else {
-            std::thread::sleep(wait);
         }
         while self.room() {
-            match rx.try_recv() {
+            match self.rx.try_recv() {
                 Ok(r) => self.place(r),
                 Err(_) => break,
             }
@@ -780,10 +785,11 @@ mod tests {
     use super::*;
 
     fn test_sender(buffer: usize) -> RecordSender {
-        let (tx, rx) = crossbeam_channel::bounded(buffer);
+        let (tx, rx) = crossbeam_channel::unbounded();
         RecordSender {
             tx,
             rx,
+            capacity: buffer,
             shared: Arc::new(Shared {
                 closing: AtomicBool::new(false),
                 delivered: AtomicU64::new(0),
@@ -795,6 +801,7 @@ mod tests {
                 start: Instant::now(),
                 last_drop_warn: AtomicU64::new(0),
                 buffer,
+                bell: Arc::new(Doorbell::default()),
             }),
         }
     }
