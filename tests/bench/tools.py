@@ -399,42 +399,6 @@ def summarize(d):
               f"{verdict(rate >= 50_000 and lost == 0)} |")
     w("")
 
-    # ---- 5b. Kafka path per probe
-    path = by.get("p5.path", [])
-    if path:
-        w("### 5b. Kafka path per probe (whole process)\n")
-        w("N targets at 1 s (HTTP `/fixed` on loopback), `-W 8`, SIGTERM after the run; CPU = user+sys from "
-          "`time -v` / probes (done + failed + skipped, from the shutdown stats line); median (min–max) over rounds. "
-          "Added = median CPU/probe minus the stdout sink's at the same rate. "
-          "Targets (issue 10): the Kafka path, spool included, adds ≤ 50 µs per record at 10 targets/s and "
-          "≤ 20 µs at 1,000; whole process ≤ 8 MB RSS with 1,000 targets.\n")
-        w("| targets/s | sink | CPU µs/probe | added µs/probe | peak RSS | probes | delivered | target |")
-        w("|---|---|---|---|---|---|---|---|")
-
-        def per_probe(r):
-            n = sum(int(r.get(k, 0)) for k in ("done", "failed", "skipped") if r.get(k, "nan") != "nan")
-            return (float(r["user_s"]) + float(r["sys_s"])) * 1e6 / n if n else float("nan")
-
-        for n in ("10", "1000"):
-            base = med(per_probe(r) for r in path if r["targets"] == n and r["sink"] == "stdout")
-            for sink in ("stdout", "kafka", "spool"):
-                rs = [r for r in path if r["targets"] == n and r["sink"] == sink]
-                if not rs:
-                    continue
-                cpu = [per_probe(r) for r in rs]
-                added = med(cpu) - base
-                rss = [int(r["maxrss_kib"]) / 1024 for r in rs]
-                label = {"stdout": "stdout", "kafka": "Kafka", "spool": "Kafka + spool"}[sink]
-                if sink == "stdout":
-                    target = "–"
-                else:
-                    ok = added <= (50 if n == "10" else 20) and (n != "1000" or med(rss) <= 8)
-                    target = verdict(ok)
-                w(f"| {n} | {label} | {mmm(cpu, '{:.1f}')} | {'–' if sink == 'stdout' else f(added, '{:.1f}')} | "
-                  f"{mmm(rss, '{:.1f}')} MiB | {mmm([r.get('done') for r in rs])} | "
-                  f"{mmm([r.get('delivered') for r in rs]) if sink != 'stdout' else '–'} | {target} |")
-        w("")
-
     # ---- 6. start-up and size
     w("### 6. Start-up and binary size\n")
     for r in by.get("p6.ready", []):
