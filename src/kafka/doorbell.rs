@@ -20,6 +20,8 @@ struct State {
     pending: bool,
     /// A wake-up is owed (urgent, or pending while idle).
     rung: bool,
+    /// When the first record since the thread last looked arrived.
+    since: Option<Instant>,
 }
 
 #[derive(Default)]
@@ -37,6 +39,9 @@ impl Doorbell {
     /// if `urgent` (closing, or so many records wait that they must be taken).
     pub fn ring(&self, urgent: bool) {
         let mut s = self.lock();
+        if !s.pending {
+            s.since = Some(Instant::now());
+        }
         s.pending = true;
         if urgent || s.idle {
             s.rung = true;
@@ -45,11 +50,14 @@ impl Doorbell {
     }
 
     /// Called by the thread before it looks for records: what arrives from
-    /// now on is `pending` again.
-    pub fn clear(&self) {
+    /// now on is `pending` again. Returns when the first record since the
+    /// last `clear` arrived (a lingering thread takes records late, and
+    /// their linger counts from their arrival).
+    pub fn clear(&self) -> Option<Instant> {
         let mut s = self.lock();
         s.pending = false;
         s.rung = false;
+        s.since.take()
     }
 
     /// Sleeps up to `wait`. `idle`: the thread holds no records, so a record

@@ -300,6 +300,7 @@ impl Producer {
             unchecked: unanswered.is_some(),
             check_failures: u32::from(unanswered.is_some()),
             next_check_at,
+            waiting_since: None,
         };
         let thread = std::thread::Builder::new()
             .name("kafka-producer".into())
@@ -338,6 +339,8 @@ struct Worker {
     unchecked: bool,
     check_failures: u32,
     next_check_at: Instant,
+    /// The first arrival among records not yet taken (see `Doorbell::clear`).
+    waiting_since: Option<Instant>,
 }
 
 /// Finishes records as the producer takes them; see `Producer::start_with`.
@@ -363,7 +366,11 @@ impl Worker {
         if let Some(f) = &self.finisher {
             f.finish(&mut r);
         }
-        self.acc.place(r, ticket, Instant::now());
+        // Records taken late (they did not wake a lingering thread) linger
+        // from when they arrived, not from now.
+        let now = Instant::now();
+        let at = self.waiting_since.map_or(now, |t| t.min(now));
+        self.acc.place(r, ticket, at);
     }
 
     fn room(&self) -> bool {
@@ -385,7 +392,9 @@ impl Worker {
             bell.wait(wait, self.acc.held() == 0);
         }
         // What arrives from here on rings again.
-        bell.clear();
+        if let Some(t) = bell.clear() {
+            self.waiting_since = Some(self.waiting_since.map_or(t, |w| w.min(t)));
+        }
         if let Some(feed) = self.spool.clone() {
             // The channel only carries records the spool could not take.
             while self.room() {
@@ -403,6 +412,9 @@ impl Worker {
                 Ok(r) => self.place(r),
                 Err(_) => break,
             }
+        }
+        if self.rx.is_empty() && self.spool.as_ref().is_none_or(|f| f.unread() == 0) {
+            self.waiting_since = None;
         }
     }
 
@@ -812,6 +824,74 @@ mod tests {
             value: vec![i],
             timestamp_ms: i as i64,
         }
+    }
+
+    /// A Worker with no broker behind it (nothing here talks to one): the
+    /// channel's other end and `partitions` partitions.
+    fn test_worker(linger: Duration, partitions: usize) -> (Worker, RecordSender) {
+        let mut cfg = KafkaConfig::new("127.0.0.1:9");
+        cfg.linger = linger;
+        let cfg = Arc::new(cfg);
+        let sender = test_sender(1000);
+        let mut acc = Accumulator::new(cfg.clone(), 250);
+        acc.ensure_partitions(partitions);
+        let w = Worker {
+            cfg: cfg.clone(),
+            cluster: Cluster::new(cfg, None, Instant::now()),
+            acc,
+            rx: sender.rx.clone(),
+            shared: sender.shared.clone(),
+            spool: None,
+            finisher: None,
+            outage_since: None,
+            unchecked: false,
+            check_failures: 0,
+            next_check_at: Instant::now(),
+            waiting_since: None,
+        };
+        (w, sender)
+    }
+
+    #[test]
+    fn a_record_taken_at_the_end_of_another_partitions_linger_keeps_its_own() {
+        let linger = Duration::from_millis(400);
+        let (mut w, s) = test_worker(linger, 8);
+        let part = |k: &[u8]| super::super::partitioner::partition_for(k, 8);
+        let a = b"a".to_vec();
+        let b = (0u8..=255)
+            .map(|i| vec![i])
+            .find(|k| part(k) != part(&a))
+            .expect("another partition");
+        let r = |key: &Vec<u8>| Record {
+            key: key.clone(),
+            value: vec![1],
+            timestamp_ms: 0,
+        };
+        s.send(r(&a));
+        w.pull(Duration::ZERO);
+        assert_eq!(w.acc.held(), 1);
+        // Partition a lingers; a record for b arrives 50 ms into the sleep
+        // and does not wake the thread, which takes it when it wakes.
+        let late = std::thread::spawn({
+            let (s, b) = (s.clone(), r(&b));
+            move || {
+                std::thread::sleep(Duration::from_millis(50));
+                s.send(b);
+                Instant::now()
+            }
+        });
+        w.pull(Duration::from_millis(300));
+        let arrived = late.join().expect("sender");
+        assert_eq!(w.acc.held(), 2);
+        let pb = part(&b) as usize;
+        let first = w.acc.parts()[pb].first_at().expect("b queued");
+        // b's linger counts from its arrival, not from when it was taken:
+        // sealed by arrival + linger, never up to twice the linger later.
+        assert!(
+            first <= arrived,
+            "b's linger starts {:?} after it arrived",
+            first.duration_since(arrived)
+        );
     }
 
     #[test]
