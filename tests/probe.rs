@@ -744,3 +744,85 @@ fn an_address_that_never_answers_costs_its_share_and_is_recorded() {
     assert!(r.connect >= r.fallback_time, "{r:?}");
     drop(filler);
 }
+
+/// A server for one connection that writes `reply` (owned), optionally
+/// before reading the request.
+fn raw_server_owned(reply: Vec<u8>, first: bool) -> (String, std::thread::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        if first {
+            let _ = s.write_all(&reply);
+        }
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && s.read(&mut b).unwrap_or(0) == 1 {
+            head.push(b[0]);
+        }
+        if !first {
+            let _ = s.write_all(&reply);
+        }
+    });
+    (url, handle)
+}
+
+#[test]
+fn reused_connection_buffers_never_show_an_earlier_connections_bytes() {
+    // One thread, one prober: every connection after the first reuses the
+    // memory of the one before (src/buffers.rs).
+    let p = prober(short());
+    let filler = |n: usize| {
+        let mut h = b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n".to_vec();
+        while h.len() < n {
+            h.extend_from_slice(b"X-Stale: ");
+            h.extend_from_slice(&[b'S'; 2000]);
+            h.extend_from_slice(b"\r\n");
+        }
+        h.extend_from_slice(b"\r\nSTALESTALESTALESTALE");
+        h
+    };
+    // 1: a response head of ~60 KiB fills most of the input buffer.
+    let (url, server) = raw_server_owned(filler(60 * 1024), false);
+    let r = p.probe(&url);
+    assert_ok(&r);
+    assert_eq!(r.size_download, 20, "{r:?}");
+    server.join().unwrap();
+    // 2: a short body cut short: only its own 10 bytes count.
+    let (url, server) = raw_server_owned(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789".to_vec(),
+        false,
+    );
+    let r = p.probe(&url);
+    assert_eq!(r.error_kind, Some(ErrorKind::Io), "{r:?}");
+    assert_eq!((r.code, r.size_download), (200, 10), "{r:?}");
+    assert!(!format!("{r:?}").contains("STALE"), "{r:?}");
+    server.join().unwrap();
+    // 3: a head over 64 KiB is refused, not stalled, and the next probe
+    // on the same memory is fine.
+    let (url, server) = raw_server_owned(filler(70 * 1024), false);
+    let r = p.probe(&url);
+    assert!(r.error_kind.is_some(), "{r:?}");
+    assert!(r.total < 5.0, "{r:?}");
+    server.join().unwrap();
+    // 4: a server that answers before it is asked: the answer is its own.
+    let (url, server) = raw_server_owned(
+        b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n".to_vec(),
+        true,
+    );
+    let r = p.probe(&url);
+    assert_ok(&r);
+    assert_eq!((r.code, r.size_download), (204, 0), "{r:?}");
+    server.join().unwrap();
+    // 5: a bad chunk after a stale-looking buffer: the bytes kept are this
+    // response's.
+    let (url, server) = raw_server_owned(
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nZZ\r\n".to_vec(),
+        false,
+    );
+    let r = p.probe(&url);
+    assert_eq!((r.code, r.size_download), (200, 5), "{r:?}");
+    assert!(!format!("{r:?}").contains("STALE"), "{r:?}");
+    server.join().unwrap();
+}
