@@ -959,11 +959,24 @@ impl Transport for Tcp {
             self.stream.set_read_timeout(t)?;
             self.read_timeout = Some(t);
         }
+        let started = Instant::now();
         let input = self.buffers.input_append_buf();
         let n = loop {
             match (&self.stream).read(input) {
                 Ok(n) => break n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    // A signal (a reload, a stop) cut the wait short: a read
+                    // with a timeout is never restarted by the kernel, and
+                    // retrying with the whole timeout would stretch it.
+                    if let Some(full) = t {
+                        let left = full.saturating_sub(started.elapsed());
+                        if left.is_zero() {
+                            return Err(Error::Timeout(timeout.reason));
+                        }
+                        self.stream.set_read_timeout(Some(left))?;
+                        self.read_timeout = Some(Some(left));
+                    }
+                }
                 Err(e) => return Err(io_or_timeout(e, timeout.reason)),
             }
         };

@@ -826,3 +826,34 @@ fn reused_connection_buffers_never_show_an_earlier_connections_bytes() {
     assert!(!format!("{r:?}").contains("STALE"), "{r:?}");
     server.join().unwrap();
 }
+
+#[test]
+fn a_signal_while_waiting_for_the_response_does_not_extend_the_timeout() {
+    // A handler as the program installs them (SA_RESTART): a socket read
+    // with a timeout still returns EINTR (signal(7)) and is retried.
+    let got = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGUSR1, got.clone()).expect("handler");
+    let server = HttpServer::start();
+    let url = server.url("/hang");
+    let cfg = ProbeConfig {
+        timeout: Duration::from_millis(1000),
+        ..short()
+    };
+    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let probing = std::thread::spawn(move || {
+        // SAFETY: pthread_self has no preconditions.
+        tid_tx.send(unsafe { libc::pthread_self() }).unwrap();
+        prober(cfg).probe(&url)
+    });
+    let tid = tid_rx.recv().unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    // SAFETY: the thread is alive (it is in its 1 s probe) and SIGUSR1 has a handler.
+    assert_eq!(unsafe { libc::pthread_kill(tid, libc::SIGUSR1) }, 0);
+    let r = probing.join().unwrap();
+    assert!(
+        got.load(std::sync::atomic::Ordering::SeqCst),
+        "signal delivered"
+    );
+    assert_eq!(r.error_kind, Some(ErrorKind::Timeout), "{r:?}");
+    assert!(r.total >= 1.0 && r.total < 1.5, "{r:?}");
+}
