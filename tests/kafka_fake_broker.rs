@@ -476,3 +476,39 @@ fn nothing_listening_starts_anyway_and_counts_what_it_could_not_deliver() {
     );
     assert_eq!((s.delivered, s.failed, s.dropped), (0, 5, 0), "{s:?}");
 }
+
+#[test]
+fn a_record_arriving_while_another_partition_lingers_waits_only_its_own_linger() {
+    let f = fake(3, vec![]);
+    let mut c = cfg(&f.addr);
+    let linger = Duration::from_millis(400);
+    c.linger = linger;
+    let p = Producer::start(c).expect("start");
+    let part = |k: &[u8]| latency_logger::kafka::partitioner::partition_for(k, PARTITIONS);
+    let b = (0u8..=255)
+        .map(|i| vec![b'k', i])
+        .find(|k| part(k) != part(b"a"))
+        .expect("another partition");
+    let batches = || f.log.lock().expect("log").batches.len();
+    p.send(Record {
+        key: b"a".to_vec(),
+        value: vec![1],
+        timestamp_ms: 0,
+    });
+    // Half way through a's linger (the thread sleeps, holding a's record).
+    std::thread::sleep(linger / 2);
+    p.send(Record {
+        key: b,
+        value: vec![2],
+        timestamp_ms: 0,
+    });
+    let sent = std::time::Instant::now();
+    while batches() < 2 && sent.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let took = sent.elapsed();
+    assert_eq!(batches(), 2);
+    // Its own linger (400 ms), not the rest of a's and then its own (600 ms).
+    assert!(took < linger + linger / 4, "sent after {took:?}");
+    assert_eq!(p.close().delivered, 2);
+}
