@@ -11,26 +11,44 @@
 //! connections but that memory: every probe still opens a fresh connection.
 
 use std::cell::RefCell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ureq::unversioned::transport::Buffers;
 
 /// An HTTPS probe holds two pairs (TCP's and TLS's).
 const KEEP: usize = 4;
 
+/// Spares kept by all threads together (16 workers' worth, ~2.6 MB at most):
+/// with `-W 1024` idle workers must not each keep their own.
+const MAX_KEPT: usize = 64;
+
+/// Spares kept now, all threads together.
+static KEPT: AtomicUsize = AtomicUsize::new(0);
+
+/// A thread's spares; they leave the count when the thread ends.
+struct Spare(Vec<Vec<u8>>);
+
+impl Drop for Spare {
+    fn drop(&mut self) {
+        KEPT.fetch_sub(self.0.len(), Ordering::Relaxed);
+    }
+}
+
 /// ureq's minimum scratch space for reading a request body (its
 /// `LazyBuffers::tmp_and_output`).
 const MIN_TMP: usize = 10 * 1024;
 
 thread_local! {
-    static SPARE: RefCell<Vec<Vec<u8>>> = const { RefCell::new(Vec::new()) };
+    static SPARE: RefCell<Spare> = const { RefCell::new(Spare(Vec::new())) };
 }
 
 /// A spare buffer of exactly `size` bytes, or a new zeroed one.
 fn take(size: usize) -> Vec<u8> {
     let reused = SPARE
         .try_with(|spare| {
-            let mut spare = spare.borrow_mut();
+            let spare = &mut spare.borrow_mut().0;
             let i = spare.iter().position(|b| b.len() == size)?;
+            KEPT.fetch_sub(1, Ordering::Relaxed);
             Some(spare.swap_remove(i))
         })
         .ok()
@@ -39,15 +57,20 @@ fn take(size: usize) -> Vec<u8> {
 }
 
 /// Keeps `buf` for this thread's next connection (the oldest spare goes if
-/// there are already enough; during thread exit it is simply freed).
+/// the thread has enough; freed if all threads together have `MAX_KEPT`, or
+/// during thread exit).
 fn give_back(buf: Vec<u8>) {
     if buf.is_empty() {
         return;
     }
     let _ = SPARE.try_with(|spare| {
-        let mut spare = spare.borrow_mut();
+        let spare = &mut spare.borrow_mut().0;
         if spare.len() >= KEEP {
             spare.remove(0);
+        } else if KEPT.load(Ordering::Relaxed) >= MAX_KEPT {
+            return;
+        } else {
+            KEPT.fetch_add(1, Ordering::Relaxed);
         }
         spare.push(buf);
     });
@@ -143,6 +166,14 @@ impl Buffers for Reused {
 mod tests {
     use super::*;
 
+    /// The tests that look at what is kept run one at a time (the count is
+    /// shared by all threads of the test binary).
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     #[test]
     fn cursors_behave_as_ureqs_lazy_buffers() {
         let mut b = Reused::new(16, 8);
@@ -188,6 +219,7 @@ mod tests {
 
     #[test]
     fn a_thread_reuses_its_buffers_and_a_new_connection_starts_empty() {
+        let _serial = serial();
         std::thread::spawn(|| {
             let first = {
                 let mut b = Reused::new(4096, 1024);
@@ -209,13 +241,40 @@ mod tests {
 
     #[test]
     fn the_pool_stays_bounded() {
+        let _serial = serial();
         std::thread::spawn(|| {
             let many: Vec<Reused> = (0..10).map(|_| Reused::new(100, 10)).collect();
             drop(many);
-            let kept = SPARE.with(|s| s.borrow().len());
+            let kept = SPARE.with(|s| s.borrow().0.len());
             assert_eq!(kept, KEEP);
         })
         .join()
         .expect("thread");
+    }
+
+    #[test]
+    fn many_threads_together_keep_at_most_max_kept() {
+        let _serial = serial();
+        let n = 40;
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(n + 1));
+        let threads: Vec<_> = (0..n)
+            .map(|_| {
+                let b = barrier.clone();
+                std::thread::spawn(move || {
+                    let four: Vec<Reused> = (0..4).map(|_| Reused::new(1000, 100)).collect();
+                    drop(four);
+                    b.wait(); // all alive, each holding what it kept
+                    b.wait();
+                })
+            })
+            .collect();
+        barrier.wait();
+        // Other tests' threads may hold a few; 40 threads x 8 would be 320.
+        let kept = KEPT.load(Ordering::Relaxed);
+        assert!(kept <= MAX_KEPT + 16, "{kept}");
+        barrier.wait();
+        for t in threads {
+            t.join().expect("thread");
+        }
     }
 }

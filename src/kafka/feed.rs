@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use log::warn;
 
-use super::doorbell::Doorbell;
+use super::doorbell::{Doorbell, Ring};
 use super::protocol::Record;
 use crate::spool::{Spool, SpoolError, SpoolStats, Ticket};
 
@@ -63,7 +63,7 @@ impl SpoolFeed {
                 );
             }
         }
-        self.bell.ring(false);
+        self.bell.ring(Ring::Record);
         Ok(())
     }
 

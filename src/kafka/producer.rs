@@ -41,7 +41,7 @@ use log::{debug, error, info, warn};
 use super::accumulator::{Accumulator, Batch};
 use super::cluster::Cluster;
 use super::config::{Acks, KafkaConfig};
-use super::doorbell::Doorbell;
+use super::doorbell::{Doorbell, Ring};
 use super::feed::SpoolFeed;
 use super::protocol::{self, ErrorClass, ProducerIdentity, Record, classify, error_name};
 use super::{ErrorKind, KafkaError};
@@ -152,7 +152,9 @@ impl RecordSender {
         }
         // Half full: take them now rather than at the end of the linger.
         let urgent = self.tx.len() * 2 >= self.capacity;
-        self.shared.bell.ring(urgent);
+        self.shared
+            .bell
+            .ring(if urgent { Ring::Urgent } else { Ring::Record });
     }
 }
 
@@ -188,7 +190,7 @@ impl ProducerHandle {
     fn shutdown(&mut self) -> Stats {
         let shared = &self.sender.shared;
         shared.closing.store(true, Ordering::Release);
-        shared.bell.ring(true);
+        shared.bell.ring(Ring::Close);
         if let Some(t) = self.thread.take()
             && t.join().is_err()
         {
@@ -382,18 +384,27 @@ impl Worker {
     /// from the spool and the channel into partition queues.
     fn pull(&mut self, wait: Duration) {
         let bell = self.shared.bell.clone();
-        if self.unchecked || self.finisher.as_ref().is_some_and(|f| !f.ready()) {
-            // Records wait where they are (channel, spool).
-            bell.wait(wait.min(MAX_IDLE), false);
-            return;
-        }
+        let blocked = self.unchecked || self.finisher.as_ref().is_some_and(|f| !f.ready());
         let waiting = !self.rx.is_empty() || self.spool.as_ref().is_some_and(|f| f.unread() > 0);
-        if !self.room() || !waiting {
-            bell.wait(wait, self.acc.held() == 0);
+        if blocked || !self.room() {
+            // Records cannot be taken now (no broker yet, schema id unknown,
+            // no room), so they must not wake the thread one by one.
+            bell.wait(wait.min(MAX_IDLE), Ring::Close);
+        } else if !waiting {
+            let wake_for = if self.acc.held() == 0 {
+                Ring::Record
+            } else {
+                Ring::Urgent
+            };
+            bell.wait(wait, wake_for);
         }
         // What arrives from here on rings again.
         if let Some(t) = bell.clear() {
             self.waiting_since = Some(self.waiting_since.map_or(t, |w| w.min(t)));
+        }
+        if blocked {
+            // Records wait where they are (channel, spool).
+            return;
         }
         if let Some(feed) = self.spool.clone() {
             // The channel only carries records the spool could not take.
