@@ -37,7 +37,7 @@ cargo test --test kafka_e2e --test kafka_producer
 "$K/broker.sh" stop "$WORK/kafka"
 # The spool suite starts (and stops) a private broker per test; one at a
 # time, so brokers starting on 2 cores do not skew its timings.
-cargo test --test kafka_spool -- --test-threads=1
+cargo test --test kafka_spool -- --test-threads=1 --show-output   # prints the crash tests' counts
 
 if [[ $COMPAT != none ]]; then
   echo "kafka.sh: the producer suite against Apache Kafka $COMPAT"
