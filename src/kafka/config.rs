@@ -343,6 +343,18 @@ impl KafkaConfig {
         if self.retry_backoff.is_zero() {
             return Err("retry.backoff.ms must be at least 1".into());
         }
+        // librdkafka's upper limits; beyond them a deadline (`now + linger`)
+        // would overflow `Instant` and end the producer thread.
+        for (key, value, max_ms) in [
+            ("linger.ms", self.linger, 900_000),
+            ("request.timeout.ms", self.request_timeout, 900_000),
+            ("retry.backoff.ms", self.retry_backoff, 300_000),
+            ("retry.backoff.max.ms", self.retry_backoff_max, 300_000),
+        ] {
+            if value > Duration::from_millis(max_ms) {
+                return Err(format!("{key} must be at most {max_ms}"));
+            }
+        }
         match (self.security_protocol.uses_sasl(), &self.sasl) {
             (true, None) => {
                 return Err(format!(
@@ -492,6 +504,18 @@ mod tests {
         assert!(e.contains("fetch.wait.max.ms"), "{e}");
         let e = c.set("linger.ms", "soon").unwrap_err();
         assert!(e.contains("linger.ms"), "{e}");
+        for key in [
+            "linger.ms",
+            "request.timeout.ms",
+            "retry.backoff.ms",
+            "retry.backoff.max.ms",
+        ] {
+            let mut c = KafkaConfig::default();
+            c.set("bootstrap.servers", "kafka:9092").unwrap();
+            c.set(key, "18446744073709551615").unwrap();
+            let e = c.validate().unwrap_err();
+            assert!(e.contains(key) && e.contains("at most"), "{e}");
+        }
         let e = c.set("compression.type", "lz4").unwrap_err();
         assert!(e.contains("lz4"), "{e}");
         let e = c.set("sasl.mechanism", "GSSAPI").unwrap_err();
