@@ -26,12 +26,14 @@ import argparse
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from musl import run_measured  # noqa: E402  (same wait4 measurement as part 7)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 KB = os.path.join(ROOT, "tests/support/kafka/broker.sh")
@@ -39,16 +41,6 @@ KB = os.path.join(ROOT, "tests/support/kafka/broker.sh")
 
 def read_env(path):
     return dict(l.split("=", 1) for l in open(path).read().split())
-
-
-def proc_field(pid, name, key):
-    try:
-        for line in open(f"/proc/{pid}/{name}"):
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    except (OSError, ValueError):
-        pass
-    return float("nan")
 
 
 def stats(err_path):
@@ -62,32 +54,6 @@ def stats(err_path):
     d = {k: int(v) for v, k in re.findall(r"(\d+) (done|failed|skipped)", probes)}
     d.update({k: int(v) for v, k in re.findall(r"(\d+) (delivered|dropped)", records)})
     return d
-
-
-def run(argv, seconds, err_path):
-    with open(err_path, "wb") as err:
-        p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err)
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and p.poll() is None:
-            time.sleep(min(0.05, max(0.0, deadline - time.monotonic())))
-        hwm = proc_field(p.pid, "status", "VmHWM")
-        wbytes = proc_field(p.pid, "io", "write_bytes")
-        if p.returncode is None:
-            p.send_signal(signal.SIGTERM)
-        for _ in range(600):
-            pid, status, ru = os.wait4(p.pid, os.WNOHANG)
-            if pid:
-                break
-            time.sleep(0.05)
-        else:
-            p.kill()
-            pid, status, ru = os.wait4(p.pid, 0)
-    return {
-        "cpu_s": ru.ru_utime + ru.ru_stime,
-        "rss_kib": hwm,
-        "write_bytes": wbytes,
-        "exit": os.waitstatus_to_exitcode(status),
-    }
 
 
 def main():
@@ -152,7 +118,9 @@ def main():
                                 sp = os.path.join(disk, f"s{seq}")
                                 argv[1:1] = ["--spool", sp]
                         err = os.path.join(w, f"run{seq}.err")
-                        r = run(argv, a.seconds, err)
+                        m = run_measured(argv, a.seconds, None, err)
+                        r = {"cpu_s": m["cpu_s"], "rss_kib": m["maxrss_kib"],
+                             "write_bytes": m["write_bytes"], "exit": m["exit"]}
                         r.update(stats(err))
                         r.update(build=name, rate=n, sink=sink, round=rnd)
                         done = r.get("done", 0)

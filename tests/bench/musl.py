@@ -54,8 +54,10 @@ def reports_ok(path):
 
 
 def run_measured(argv, seconds, out_path, err_path):
-    """Run argv for `seconds`, SIGTERM, return wait4 rusage figures."""
-    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+    """Run argv for `seconds`, SIGTERM, return wait4 rusage figures (and
+    write_bytes from /proc/PID/io, read before the signal). out_path None:
+    stdout to /dev/null."""
+    with open(out_path or os.devnull, "wb") as out, open(err_path, "wb") as err:
         p = subprocess.Popen(argv, stdout=out, stderr=err)
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
@@ -64,6 +66,7 @@ def run_measured(argv, seconds, out_path, err_path):
                 break
         # ru_maxrss would count the forking Python's pages: VmHWM is reset by exec.
         hwm = status_kib(p.pid, "VmHWM")
+        wbytes = io_bytes(p.pid, "write_bytes")
         if p.returncode is None:
             p.send_signal(signal.SIGTERM)
         # wait4 on the child gives its own rusage (threads included).
@@ -82,6 +85,7 @@ def run_measured(argv, seconds, out_path, err_path):
         "sys_s": ru.ru_stime,
         "minflt": ru.ru_minflt,
         "maxrss_kib": hwm,
+        "write_bytes": wbytes,
         "nvcsw": ru.ru_nvcsw,
         "nivcsw": ru.ru_nivcsw,
         "exit": p.returncode,
@@ -94,6 +98,17 @@ def status_kib(pid, key):
             if line.startswith(key + ":"):
                 return int(line.split()[1])
     except OSError:
+        pass
+    return float("nan")
+
+
+def io_bytes(pid, key):
+    """A field of /proc/PID/io (bytes), or NaN."""
+    try:
+        for line in open(f"/proc/{pid}/io"):
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
         pass
     return float("nan")
 
