@@ -16,6 +16,9 @@ Workloads (each build, each scheme, interleaved, R rounds):
           "real binary" row): ~1,000 sequential fresh-connection probes
   steady  100 targets at 1 s, `-W 4 -Q 1000 --splay 1`, S s (issue 12's load:
           ~100 probes/s, four workers, so allocator contention shows)
+  callgrind the probe workload at 20 ms under valgrind's callgrind (once per
+          build and scheme): user-space instructions per probe, a count that
+          does not depend on how busy the host is (kernel time not included)
   strace  the probe workload at 8 ms under `strace -f -c` (once per build and
           scheme; strace slows the process, so only its counts are used)
 
@@ -56,7 +59,9 @@ def reports_ok(path):
 def run_measured(argv, seconds, out_path, err_path):
     """Run argv for `seconds`, SIGTERM, return wait4 rusage figures (and
     write_bytes from /proc/PID/io, read before the signal). out_path None:
-    stdout to /dev/null."""
+    stdout to /dev/null. (Two builds are never run at the same time: with the
+    same targets their probes fall in step and whichever meets the other's
+    connections pays; the same binary twice measured 1.5x itself.)"""
     with open(out_path or os.devnull, "wb") as out, open(err_path, "wb") as err:
         p = subprocess.Popen(argv, stdout=out, stderr=err)
         deadline = time.monotonic() + seconds
@@ -90,6 +95,29 @@ def run_measured(argv, seconds, out_path, err_path):
         "nivcsw": ru.ru_nivcsw,
         "exit": p.returncode,
     }
+
+
+def callgrind_instructions(argv, seconds, out_path, err_path, cg_path):
+    """User-space instructions argv executes in `seconds` under valgrind's
+    callgrind (all threads): a count, not a time, so the same binary and
+    workload give the same figure however busy the host is."""
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        p = subprocess.Popen(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={cg_path}", "--"] + argv,
+            stdout=out, stderr=err)
+        time.sleep(seconds)
+        # SIGTERM reaches the program (valgrind runs it in its own process).
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+    with open(cg_path) as f:
+        for line in f:
+            if line.startswith("totals:"):
+                return int(line.split()[1])
+    return None
 
 
 def status_kib(pid, key):
@@ -163,7 +191,8 @@ def main():
     ap.add_argument("--steady-seconds", type=float,
                     default=float(os.environ.get("BENCH_MUSL_STEADY_SECONDS", "20")))
     ap.add_argument("--strace-seconds", type=float, default=4.0)
-    ap.add_argument("--workloads", default="probe,steady,strace")
+    ap.add_argument("--callgrind-seconds", type=float, default=12.0)
+    ap.add_argument("--workloads", default="probe,steady,callgrind,strace")
     ap.add_argument("--server", default=os.environ.get("BENCH_SERVER"))
     ap.add_argument("--out", help="append the Markdown table here (default: stdout only)")
     ap.add_argument("--raw", help="write the raw key=value lines here")
@@ -183,6 +212,9 @@ def main():
     if "strace" in workloads and not shutil_which("strace"):
         print("musl.py: strace not installed: syscall counts skipped", file=sys.stderr)
         workloads.remove("strace")
+    if "callgrind" in workloads and not shutil_which("valgrind"):
+        print("musl.py: valgrind not installed: instruction counts skipped", file=sys.stderr)
+        workloads.remove("callgrind")
 
     base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
     w = tempfile.mkdtemp(prefix="llmusl.", dir=base)
@@ -224,7 +256,8 @@ def main():
 
         for rnd in range(1, a.rounds + 1):
             for scheme in ("http", "https"):
-                for name, binary in builds:
+                # Every other round in reverse, so no build always runs first.
+                for name, binary in (builds if rnd % 2 else builds[::-1]):
                     if "probe" in workloads:
                         one = csv("one.csv", [f"0.004, {urls[scheme]}\n"])
                         fig = run_measured(
@@ -239,6 +272,21 @@ def main():
                             a.steady_seconds, out_jsonl, err_txt)
                         ok, bad = reports_ok(out_jsonl)
                         record("steady", name, scheme, fig, ok, bad, f" round={rnd}")
+        if "callgrind" in workloads:
+            for scheme in ("http", "https"):
+                for name, binary in builds:
+                    one = csv("one.csv", [f"0.02, {urls[scheme]}\n"])
+                    instr = callgrind_instructions(
+                        [binary, "-W", "1", "-Q", "1", "--cacert", ca, one],
+                        a.callgrind_seconds, out_jsonl, err_txt, os.path.join(w, "callgrind.out"))
+                    ok, _ = reports_ok(out_jsonl)
+                    if instr is None or ok == 0:
+                        print(f"musl.py: callgrind {name} {scheme}: no count", file=sys.stderr)
+                        continue
+                    line = (f"callgrind build={name} scheme={scheme} probes={ok} "
+                            f"instructions={instr} instr_per_probe={instr / ok:.0f}")
+                    raw.append(line)
+                    print("musl.py: " + line, file=sys.stderr)
         if "strace" in workloads:
             for scheme in ("http", "https"):
                 for name, binary in builds:
@@ -258,7 +306,7 @@ def main():
     finally:
         srv.terminate()
         srv.wait()
-        for f in ("out.jsonl", "err.txt", "one.csv", "steady.csv"):
+        for f in ("out.jsonl", "err.txt", "one.csv", "steady.csv", "callgrind.out"):
             try:
                 os.remove(os.path.join(w, f))
             except OSError:
@@ -295,24 +343,67 @@ def summarize(raw, names, sizes, a):
     ref = names[0]
     out = []
     w = out.append
-    w(f"| workload | scheme | build | CPU µs/probe | vs {ref} | minor faults/probe | vs {ref} | "
-      f"syscalls/probe | peak RSS KiB | probes/run |")
-    w("|---|---|---|---|---|---|---|---|---|---|")
+    def per_round(tag, name, scheme, key):
+        """{round: value} of one build's runs."""
+        return {r["round"]: float(r[key]) for r in rows
+                if r["tag"] == tag and r["build"] == name and r["scheme"] == scheme and "round" in r}
+
+    w(f"| workload | scheme | build | CPU µs/probe | vs {ref} | same-round ratio | "
+      f"minor faults/probe | vs {ref} | syscalls/probe | peak RSS KiB | probes/run |")
+    w("|---|---|---|---|---|---|---|---|---|---|---|")
+    verdicts = []
     for tag, label in (("probe", f"sequential, 4 ms, `-W 1`, {a.probe_seconds:g} s"),
                        ("steady", f"100 targets at 1 s, `-W 4`, {a.steady_seconds:g} s")):
         for scheme in ("http", "https"):
             ref_cpu = med(pick(tag, ref, scheme, "cpu_per_probe_us"))
             ref_flt = med(pick(tag, ref, scheme, "minflt_per_probe"))
+            ref_rounds = per_round(tag, ref, scheme, "cpu_per_probe_us")
             for name in names:
                 cpu = pick(tag, name, scheme, "cpu_per_probe_us")
                 if not cpu:
                     continue
                 flt = pick(tag, name, scheme, "minflt_per_probe")
+                mine = per_round(tag, name, scheme, "cpu_per_probe_us")
+                ratios = [mine[k] / ref_rounds[k] for k in mine if ref_rounds.get(k)]
                 sc = pick("strace", name, scheme, "syscalls_per_probe") if tag == "probe" else []
-                w(f"| {label} | {scheme} | {name} | {mmm(cpu)} | {med(cpu) / ref_cpu:.2f}× | "
+                same = "—" if name == ref else mmm(ratios, "{:.2f}×")
+                # A build named after the reference (e.g. glibc-again) is a
+                # control: shown, not judged.
+                if not name.startswith(ref) and ratios:
+                    verdicts.append((tag, scheme, name, med(ratios), med(flt) / ref_flt))
+                w(f"| {label} | {scheme} | {name} | {mmm(cpu)} | {med(cpu) / ref_cpu:.2f}× | {same} | "
                   f"{mmm(flt, '{:.1f}')} | {med(flt) / ref_flt:.2f}× | "
                   f"{mmm(sc, '{:.1f}') if sc else '—'} | {mmm(pick(tag, name, scheme, 'maxrss_kib'))} | "
                   f"{mmm(pick(tag, name, scheme, 'probes'))} |")
+    w("")
+    w("Same-round ratio: each round's run of the build ÷ the same round's run of "
+      f"{ref}, median (min–max) over rounds. A second run of {ref} under another name, if "
+      "given, shows the spread of the measurement itself.")
+    cg = [r for r in rows if r["tag"] == "callgrind"]
+    if cg:
+        w("")
+        w("User-space instructions per probe under callgrind (sequential at 20 ms, "
+          f"{a.callgrind_seconds:g} s, start-up included; a count, so noise-free):")
+        w("")
+        for scheme in ("http", "https"):
+            ref_i = pick("callgrind", ref, scheme, "instr_per_probe")
+            for name in names:
+                mine = pick("callgrind", name, scheme, "instr_per_probe")
+                if mine and ref_i:
+                    w(f"- {name} {scheme}: {mine[0]:,.0f} instructions/probe "
+                      f"({mine[0] / ref_i[0]:.2f}× {ref})")
+                    if not name.startswith(ref):
+                        verdicts.append(("callgrind", scheme, name, mine[0] / ref_i[0], float("nan")))
+    if verdicts:
+        w("")
+        worst = max(v[3] for v in verdicts)
+        flt_worst = max((v[4] for v in verdicts if v[4] == v[4]), default=float("nan"))
+        each = "; ".join(
+            f"{tag} " + ", ".join(f"{v[1]} {v[3]:.2f}×" for v in verdicts if v[0] == tag)
+            for tag in dict.fromkeys(v[0] for v in verdicts))
+        w(f"- Target (issue 12): CPU per probe ≤ 1.1× {ref} in every measure ({each}) → "
+          f"{'met' if worst <= 1.1 else 'NOT met'}; minor faults ≤ 2× {ref} → worst "
+          f"{flt_worst:.2f}× ({'met' if flt_worst <= 2 else 'NOT met'}).")
     w("")
     w("Sizes: " + ", ".join(f"{n} {s:,} bytes" for n, s in sizes.items()) + ".")
     st = [r for r in rows if r["tag"] == "strace"]

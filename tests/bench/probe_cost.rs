@@ -39,7 +39,20 @@ fn main() {
     let t0 = Instant::now();
     let mut failed = 0usize;
     let mut first_error = None;
-    for _ in 0..n {
+    // PROBE_COST_INTERVAL_US: start probes on this cadence (as the real
+    // binary's scheduler does) instead of back to back, so the idle gaps'
+    // cost (a CPU woken from idle per probe) is part of the figure.
+    let interval = std::env::var("PROBE_COST_INTERVAL_US")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_micros);
+    for i in 0..n {
+        if let Some(every) = interval {
+            let due = t0 + every * i as u32;
+            if let Some(d) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(d);
+            }
+        }
         let r = prober.probe(&url);
         if r.code != 200 {
             failed += 1;

@@ -101,6 +101,7 @@ base_of() { if [ "$1" = https ]; then echo "$HTTPS_BASE"; else echo "$HTTP_BASE"
 say "1. per-probe cost: $ROUNDS round(s) x {http,https} x {latency-logger, curl} x $N probes"
 note "## 1. per-probe cost (\$N=$N, rounds=$ROUNDS, interleaved)"
 note "probe_cost URL \$N [CA_FILE]       # tests/bench/probe_cost.rs: Prober loop, getrusage around the loop (shipped release profile, and a build with opt-level 3 for every crate)"
+note "PROBE_COST_INTERVAL_US=4000 probe_cost URL \$N [CA_FILE]   # the same loop, one probe every 4 ms (the real binary's cadence below)"
 note "/usr/bin/time -v curl -s -H 'Connection: close' [--cacert CA_FILE] -o /dev/null URL -o /dev/null URL ... (\$N URLs)"
 note "/usr/bin/time -v curl -s --no-sessionid -H 'Connection: close' --cacert CA_FILE -o /dev/null URL ... (\$N URLs, https only)"
 note "/usr/bin/time -v timeout -s TERM 4.02 latency-logger -W 1 -Q 1 [--cacert CA_FILE] one.csv >one.jsonl   # one.csv: '0.004, URL'"
@@ -119,6 +120,10 @@ for round in $(seq "$ROUNDS"); do
             line=$("$CMP/examples/probe_cost" "$url" "$N" "${cafile[@]}")
             raw "p1.lib.all3.$scheme round=$round $line"
         fi
+        # The same loop on the real binary's 4 ms cadence: what a probe costs
+        # when the CPU idles in between (the floor under the whole process).
+        line=$(PROBE_COST_INTERVAL_US=4000 "$EX/probe_cost" "$url" "$N" "${cafile[@]}")
+        raw "p1.lib.cad.$scheme round=$round $line"
 
         urls=()
         for _ in $(seq "$N"); do urls+=(-o /dev/null "$url"); done
@@ -277,12 +282,12 @@ raw "p6.size $sz"
 # and the glibc build, interleaved, with faults and syscalls per probe.
 MUSL_BIN=${BENCH_MUSL_BIN:-$ROOT/dist/latency-logger-x86_64-unknown-linux-musl}
 note "## 7. static musl (what ships) vs glibc release, same run (tests/bench/musl.py)"
-note "python3 tests/bench/musl.py --rounds $ROUNDS --steady-seconds ${BENCH_MUSL_STEADY_SECONDS:-20} --server bench_server glibc=target/release/latency-logger musl=dist/latency-logger-x86_64-unknown-linux-musl"
+note "python3 tests/bench/musl.py --rounds $ROUNDS --steady-seconds ${BENCH_MUSL_STEADY_SECONDS:-20} --server bench_server glibc=target/release/latency-logger musl=dist/latency-logger-x86_64-unknown-linux-musl glibc-again=target/release/latency-logger   # glibc-again: the same glibc binary again, a control that shows the measurement's own spread"
 if [ -x "$MUSL_BIN" ]; then
-    say "7. static musl vs glibc: $ROUNDS round(s) x {http,https} x {sequential, 100 targets -W 4} + strace -c"
+    say "7. static musl vs glibc (+ glibc again as a control): $ROUNDS round(s) x {http,https} x {sequential, 100 targets -W 4} + callgrind + strace -c"
     python3 tests/bench/musl.py --rounds "$ROUNDS" --steady-seconds "${BENCH_MUSL_STEADY_SECONDS:-20}" \
         --server "$EX/bench_server" --raw "$W/musl-raw.txt" \
-        glibc="$BIN" musl="$MUSL_BIN" >"$W/musl.md" || say "7. musl.py failed"
+        glibc="$BIN" musl="$MUSL_BIN" glibc-again="$BIN" >"$W/musl.md" || say "7. musl.py failed"
 else
     say "7. $MUSL_BIN not built (make static, or make bench-build with musl-gcc): skipped"
     echo "skipped: $MUSL_BIN not built (\`make static\`)" >"$W/musl.md"

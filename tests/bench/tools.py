@@ -258,6 +258,7 @@ def summarize(d):
     labels = [
         ("lib.rel", "latency-logger `Prober` loop (examples/probe_cost, shipped release profile)"),
         ("lib.all3", "latency-logger `Prober` loop (opt-level 3 for every crate)"),
+        ("lib.cad", "latency-logger `Prober` loop, one probe every 4 ms (the binary's cadence)"),
         ("bin", "latency-logger real binary, whole process (`-W 1`, 4 ms interval, SIGTERM)"),
         ("curl1", "curl, one process, 1,000 URLs"),
         ("curl1ns", "curl, one process, `--no-sessionid`"),
@@ -295,6 +296,17 @@ def summarize(d):
         f"- Target peak RSS ≤ 8 MB (8,192 KiB): library loop {lib_rss:.0f} KiB, real binary "
         f"{bin_rss:.0f} KiB → {verdict(max(lib_rss, bin_rss) <= 8192)}."
     )
+    cad = {k: med([r["cpu_per_probe_us"] for r in by.get(f"p1.lib.cad.{k}", [])]) for k in ("http", "https")}
+    whole = {k: med([r["cpu_per_probe_us"] for r in by.get(f"p1.bin.{k}", [])]) for k in ("http", "https")}
+    if by.get("p1.lib.cad.http"):
+        w(
+            f"- The floor under the whole process: the `Prober` loop alone on the same 4 ms cadence costs "
+            f"{cad['http']:.0f} µs (HTTP) and {cad['https']:.0f} µs (HTTPS) per probe, against "
+            f"{med([r['cpu_per_probe_us'] for r in by.get('p1.lib.rel.http', [])]):.0f} and "
+            f"{med([r['cpu_per_probe_us'] for r in by.get('p1.lib.rel.https', [])]):.0f} back to back "
+            f"(a CPU woken from idle per probe); the binary's scheduler → worker → writer hand-offs add "
+            f"{whole['http'] - cad['http']:.0f} and {whole['https'] - cad['https']:.0f} µs."
+        )
     all3 = by.get("p1.lib.all3.https", [])
     if all3:
         rel_s = med([r["cpu_per_probe_us"] for r in by.get("p1.lib.rel.https", [])])
