@@ -14,6 +14,7 @@ glibc build) in its own process; only the client is measured.
 Workloads (each build, each scheme, interleaved, R rounds):
   probe   one target every 4 ms, `-W 1 -Q 1`, SIGTERM after S s (part 1's
           "real binary" row): ~1,000 sequential fresh-connection probes
+          (--probe-rounds rounds, default 8: single runs scatter ±20 % here)
   steady  100 targets at 1 s, `-W 4 -Q 1000 --splay 1`, S s (issue 12's load:
           ~100 probes/s, four workers, so allocator contention shows)
   callgrind the probe workload at 20 ms under valgrind's callgrind (once per
@@ -188,6 +189,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=int(os.environ.get("BENCH_ROUNDS", "3")))
     ap.add_argument("--probe-seconds", type=float, default=4.0)
+    ap.add_argument("--probe-rounds", type=int, default=None,
+                    help="rounds of the sequential workload (default: 8, or --rounds if more)")
     ap.add_argument("--steady-seconds", type=float,
                     default=float(os.environ.get("BENCH_MUSL_STEADY_SECONDS", "20")))
     ap.add_argument("--strace-seconds", type=float, default=4.0)
@@ -199,6 +202,8 @@ def main():
     ap.add_argument("builds", nargs="+", metavar="NAME=BINARY")
     a = ap.parse_args()
 
+    if a.probe_rounds is None:
+        a.probe_rounds = max(8, a.rounds)
     builds = []
     for b in a.builds:
         name, _, path = b.partition("=")
@@ -254,18 +259,21 @@ def main():
             raw.append(line)
             print("musl.py: " + line, file=sys.stderr)
 
-        for rnd in range(1, a.rounds + 1):
+        # Sequential runs are short and scatter ±20 % on a busy host, so they
+        # get more rounds (--probe-rounds) than the steady ones.
+        for rnd in range(1, max(a.rounds, a.probe_rounds) + 1):
             for scheme in ("http", "https"):
-                # Every other round in reverse, so no build always runs first.
-                for name, binary in (builds if rnd % 2 else builds[::-1]):
-                    if "probe" in workloads:
+                # Rotated each round, so every build takes every position.
+                k = (rnd - 1) % len(builds)
+                for name, binary in builds[k:] + builds[:k]:
+                    if "probe" in workloads and rnd <= a.probe_rounds:
                         one = csv("one.csv", [f"0.004, {urls[scheme]}\n"])
                         fig = run_measured(
                             [binary, "-W", "1", "-Q", "1", "--cacert", ca, one],
                             a.probe_seconds, out_jsonl, err_txt)
                         ok, bad = reports_ok(out_jsonl)
                         record("probe", name, scheme, fig, ok, bad, f" round={rnd}")
-                    if "steady" in workloads:
+                    if "steady" in workloads and rnd <= a.rounds:
                         many = csv("steady.csv", [f"1, {urls[scheme]}\n"] * 100)
                         fig = run_measured(
                             [binary, "-W", "4", "-Q", "1000", "--splay", "1", "--cacert", ca, many],
@@ -352,8 +360,9 @@ def summarize(raw, names, sizes, a):
       f"minor faults/probe | vs {ref} | syscalls/probe | peak RSS KiB | probes/run |")
     w("|---|---|---|---|---|---|---|---|---|---|---|")
     verdicts = []
-    for tag, label in (("probe", f"sequential, 4 ms, `-W 1`, {a.probe_seconds:g} s"),
-                       ("steady", f"100 targets at 1 s, `-W 4`, {a.steady_seconds:g} s")):
+    controls = []
+    for tag, label in (("probe", f"sequential, 4 ms, `-W 1`, {a.probe_seconds:g} s × {a.probe_rounds}"),
+                       ("steady", f"100 targets at 1 s, `-W 4`, {a.steady_seconds:g} s × {a.rounds}")):
         for scheme in ("http", "https"):
             ref_cpu = med(pick(tag, ref, scheme, "cpu_per_probe_us"))
             ref_flt = med(pick(tag, ref, scheme, "minflt_per_probe"))
@@ -369,8 +378,9 @@ def summarize(raw, names, sizes, a):
                 same = "—" if name == ref else mmm(ratios, "{:.2f}×")
                 # A build named after the reference (e.g. glibc-again) is a
                 # control: shown, not judged.
-                if not name.startswith(ref) and ratios:
-                    verdicts.append((tag, scheme, name, med(ratios), med(flt) / ref_flt))
+                if name != ref and ratios:
+                    (controls if name.startswith(ref) else verdicts).append(
+                        (tag, scheme, name, med(ratios), med(flt) / ref_flt))
                 w(f"| {label} | {scheme} | {name} | {mmm(cpu)} | {med(cpu) / ref_cpu:.2f}× | {same} | "
                   f"{mmm(flt, '{:.1f}')} | {med(flt) / ref_flt:.2f}× | "
                   f"{mmm(sc, '{:.1f}') if sc else '—'} | {mmm(pick(tag, name, scheme, 'maxrss_kib'))} | "
@@ -404,6 +414,9 @@ def summarize(raw, names, sizes, a):
         w(f"- Target (issue 12): CPU per probe ≤ 1.1× {ref} in every measure ({each}) → "
           f"{'met' if worst <= 1.1 else 'NOT met'}; minor faults ≤ 2× {ref} → worst "
           f"{flt_worst:.2f}× ({'met' if flt_worst <= 2 else 'NOT met'}).")
+        if controls:
+            w(f"- The measurement's own spread: the same {ref} binary run again measured "
+              + ", ".join(f"{v[0]} {v[1]} {v[3]:.2f}×" for v in controls) + f" of {ref}.")
     w("")
     w("Sizes: " + ", ".join(f"{n} {s:,} bytes" for n, s in sizes.items()) + ".")
     st = [r for r in rows if r["tag"] == "strace"]

@@ -282,7 +282,7 @@ raw "p6.size $sz"
 # and the glibc build, interleaved, with faults and syscalls per probe.
 MUSL_BIN=${BENCH_MUSL_BIN:-$ROOT/dist/latency-logger-x86_64-unknown-linux-musl}
 note "## 7. static musl (what ships) vs glibc release, same run (tests/bench/musl.py)"
-note "python3 tests/bench/musl.py --rounds $ROUNDS --steady-seconds ${BENCH_MUSL_STEADY_SECONDS:-20} --server bench_server glibc=target/release/latency-logger musl=dist/latency-logger-x86_64-unknown-linux-musl glibc-again=target/release/latency-logger   # glibc-again: the same glibc binary again, a control that shows the measurement's own spread"
+note "python3 tests/bench/musl.py --rounds $ROUNDS (--probe-rounds: 8, or ROUNDS if more) --steady-seconds ${BENCH_MUSL_STEADY_SECONDS:-20} --server bench_server glibc=target/release/latency-logger musl=dist/latency-logger-x86_64-unknown-linux-musl glibc-again=target/release/latency-logger   # glibc-again: the same glibc binary again, a control that shows the measurement's own spread"
 if [ -x "$MUSL_BIN" ]; then
     say "7. static musl vs glibc (+ glibc again as a control): $ROUNDS round(s) x {http,https} x {sequential, 100 targets -W 4} + callgrind + strace -c"
     python3 tests/bench/musl.py --rounds "$ROUNDS" --steady-seconds "${BENCH_MUSL_STEADY_SECONDS:-20}" \
