@@ -103,7 +103,7 @@ impl Shared {
 
 impl Overflow for Shared {
     fn queue_full(&self, job: Job) {
-        let url = &job.target.url.shown;
+        let url = job.target.url.shown();
         log::debug!("{url}: job queue full, probe skipped");
         self.sink.emit(skipped(
             &job,
@@ -116,7 +116,7 @@ impl Overflow for Shared {
 /// The report for a job never probed, named as its target is.
 fn skipped(job: &Job, clock: &Clock, why: &str) -> Report {
     let mut report = Report::skipped(
-        &job.target.url.shown,
+        job.target.url.shown(),
         clock.wall(job.deadline),
         wall_now(),
         why,
@@ -247,7 +247,7 @@ pub fn run(
             );
             let mut report = running
                 .progress
-                .interrupted(&running.job.target.url.shown, &why);
+                .interrupted(running.job.target.url.shown(), &why);
             report.scheduled = shared.clock.wall(running.job.deadline);
             report.name.clone_from(&running.job.target.spec.name);
             report.lateness = (report.timestamp - report.scheduled).max(0.0);
@@ -396,8 +396,8 @@ fn work(
             }
             let started = Instant::now();
             let spec = &job.target.spec;
-            let mut report = prober.probe_with(&url.request, spec, ip, &progress);
-            report.url.clone_from(&url.shown);
+            let mut report = prober.probe_with(url.request(), spec, ip, &progress);
+            url.shown().clone_into(&mut report.url);
             crate::expect::judge(&mut report, &spec.expect);
             report.name.clone_from(&spec.name);
             shared.check_certificate(&report);

@@ -45,7 +45,7 @@ pub fn summary(config: &Config, targets: &[Target]) -> String {
     let max = targets.iter().map(|t| t.interval).max().unwrap_or_default();
     let https = targets
         .iter()
-        .filter(|t| t.url.request.starts_with("https://"))
+        .filter(|t| t.url.request().starts_with("https://"))
         .count();
     let output = match &config.kafka {
         None => "JSON lines on stdout".to_string(),

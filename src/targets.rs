@@ -460,7 +460,7 @@ mod tests {
         );
         assert_eq!(t.len(), 2);
         assert_eq!(t[0].interval, Duration::from_secs(5));
-        assert_eq!(t[0].url.request, "https://example.com/");
+        assert_eq!(t[0].url.request(), "https://example.com/");
         assert_eq!(t[0].line, 3);
         assert_eq!(t[1].interval, Duration::from_millis(500));
         assert_eq!(t[1].line, 5);
@@ -469,7 +469,7 @@ mod tests {
     #[test]
     fn quoted_url_with_comma() {
         let t = ok("10,\"http://a.test/?q=1,2\"\n");
-        assert_eq!(t[0].url.request, "http://a.test/?q=1,2");
+        assert_eq!(t[0].url.request(), "http://a.test/?q=1,2");
     }
 
     #[test]

@@ -6,13 +6,43 @@
 
 use crate::redact;
 
-/// A checked target URL.
+/// A checked target URL in its two forms, [`TargetUrl::request`] and
+/// [`TargetUrl::shown`], kept in one allocation and stored once when they are
+/// the same (most URLs): a million targets are a million of these.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetUrl {
+    /// The request form, then the shown form unless it is the same.
+    text: Box<str>,
+    /// Where the request form ends in `text`.
+    request_end: usize,
+}
+
+impl TargetUrl {
+    fn new(request: String, shown: &str) -> TargetUrl {
+        let request_end = request.len();
+        let mut text = request;
+        if shown != text {
+            text.push_str(shown);
+        }
+        TargetUrl {
+            text: text.into_boxed_str(),
+            request_end,
+        }
+    }
+
     /// What is requested: ASCII only (punycode host, percent-encoded path).
-    pub request: String,
+    pub fn request(&self) -> &str {
+        &self.text[..self.request_end]
+    }
+
     /// What records, Kafka keys and logs carry: as written, credentials hidden.
-    pub shown: String,
+    pub fn shown(&self) -> &str {
+        if self.request_end == self.text.len() {
+            &self.text
+        } else {
+            &self.text[self.request_end..]
+        }
+    }
 }
 
 /// Checks an absolute http(s) URL. The error says what is wrong, quoting the
@@ -71,10 +101,7 @@ pub fn parse(text: &str) -> Result<TargetUrl, String> {
     request
         .parse::<ureq::http::Uri>()
         .map_err(|e| format!("URL `{}` is not valid: {e}", quoted()))?;
-    Ok(TargetUrl {
-        request,
-        shown: redact::url(text).into_owned(),
-    })
+    Ok(TargetUrl::new(request, &redact::url(text)))
 }
 
 /// `host[:port]` or `[v6][:port]` → (host, port text if a ':' was there).
@@ -247,10 +274,10 @@ mod tests {
     fn idn_host_becomes_punycode_and_shown_form_stays() {
         let u = parse("http://Bücher.example/straße?q=ü").expect("valid");
         assert_eq!(
-            u.request,
+            u.request(),
             "http://xn--bcher-kva.example/stra%C3%9Fe?q=%C3%BC"
         );
-        assert_eq!(u.shown, "http://Bücher.example/straße?q=ü");
+        assert_eq!(u.shown(), "http://Bücher.example/straße?q=ü");
     }
 
     #[test]
@@ -267,10 +294,21 @@ mod tests {
     }
 
     #[test]
+    fn both_forms_come_back_whether_stored_once_or_twice() {
+        let same = parse("https://example.com:8443/a?b=c").expect("plain");
+        assert_eq!(same.request(), "https://example.com:8443/a?b=c");
+        assert_eq!(same.shown(), same.request());
+        // Only the scheme's case differs: two forms, each whole.
+        let upper = parse("HTTP://example.com/").expect("upper-case scheme");
+        assert_eq!(upper.request(), "http://example.com/");
+        assert_eq!(upper.shown(), "HTTP://example.com/");
+    }
+
+    #[test]
     fn credentials_are_requested_but_not_shown() {
         let u = parse("http://admin:TopSecret@127.0.0.1:81/").expect("valid");
-        assert_eq!(u.request, "http://admin:TopSecret@127.0.0.1:81/");
-        assert_eq!(u.shown, "http://admin:***@127.0.0.1:81/");
+        assert_eq!(u.request(), "http://admin:TopSecret@127.0.0.1:81/");
+        assert_eq!(u.shown(), "http://admin:***@127.0.0.1:81/");
         let e = parse("http://admin:TopSecret@127.0.0.1:99999/").expect_err("bad port");
         assert!(!e.contains("TopSecret"), "{e}");
     }
