@@ -9,12 +9,19 @@ use crate::redact;
 /// A checked target URL in its two forms, [`TargetUrl::request`] and
 /// [`TargetUrl::shown`], kept in one allocation and stored once when they are
 /// the same (most URLs): a million targets are a million of these.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct TargetUrl {
     /// The request form, then the shown form unless it is the same.
     text: Box<str>,
     /// Where the request form ends in `text`.
     request_end: usize,
+}
+
+/// Shows the shown form only: `{:?}` of a target never prints its credentials.
+impl std::fmt::Debug for TargetUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("TargetUrl").field(&self.shown()).finish()
+    }
 }
 
 impl TargetUrl {
@@ -309,6 +316,7 @@ mod tests {
         let u = parse("http://admin:TopSecret@127.0.0.1:81/").expect("valid");
         assert_eq!(u.request(), "http://admin:TopSecret@127.0.0.1:81/");
         assert_eq!(u.shown(), "http://admin:***@127.0.0.1:81/");
+        assert!(!format!("{u:?}").contains("TopSecret"), "{u:?}");
         let e = parse("http://admin:TopSecret@127.0.0.1:99999/").expect_err("bad port");
         assert!(!e.contains("TopSecret"), "{e}");
     }
