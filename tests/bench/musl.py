@@ -245,6 +245,15 @@ def main():
                 f.writelines(lines)
             return path
 
+        def sequential(binary, scheme, every):
+            """argv: one target every `every` seconds, one worker, queue 1."""
+            one = csv("one.csv", [f"{every}, {urls[scheme]}\n"])
+            return [binary, "-W", "1", "-Q", "1", "--cacert", ca, one]
+
+        def keep(line):
+            raw.append(line)
+            print("musl.py: " + line, file=sys.stderr)
+
         def record(tag, name, scheme, fig, ok, bad, extra=""):
             n = max(ok, 1)
             line = (
@@ -256,8 +265,7 @@ def main():
                 f"maxrss_kib={fig['maxrss_kib']} ctxsw_per_probe={(fig['nvcsw'] + fig['nivcsw']) / n:.2f} "
                 f"exit={fig['exit']}{extra}"
             )
-            raw.append(line)
-            print("musl.py: " + line, file=sys.stderr)
+            keep(line)
 
         # Sequential runs are short and scatter ±20 % on a busy host, so they
         # get more rounds (--probe-rounds) than the steady ones.
@@ -267,10 +275,8 @@ def main():
                 k = (rnd - 1) % len(builds)
                 for name, binary in builds[k:] + builds[:k]:
                     if "probe" in workloads and rnd <= a.probe_rounds:
-                        one = csv("one.csv", [f"0.004, {urls[scheme]}\n"])
-                        fig = run_measured(
-                            [binary, "-W", "1", "-Q", "1", "--cacert", ca, one],
-                            a.probe_seconds, out_jsonl, err_txt)
+                        fig = run_measured(sequential(binary, scheme, 0.004),
+                                           a.probe_seconds, out_jsonl, err_txt)
                         ok, bad = reports_ok(out_jsonl)
                         record("probe", name, scheme, fig, ok, bad, f" round={rnd}")
                     if "steady" in workloads and rnd <= a.rounds:
@@ -283,24 +289,20 @@ def main():
         if "callgrind" in workloads:
             for scheme in ("http", "https"):
                 for name, binary in builds:
-                    one = csv("one.csv", [f"0.02, {urls[scheme]}\n"])
                     instr = callgrind_instructions(
-                        [binary, "-W", "1", "-Q", "1", "--cacert", ca, one],
+                        sequential(binary, scheme, 0.02),
                         a.callgrind_seconds, out_jsonl, err_txt, os.path.join(w, "callgrind.out"))
                     ok, _ = reports_ok(out_jsonl)
                     if instr is None or ok == 0:
                         print(f"musl.py: callgrind {name} {scheme}: no count", file=sys.stderr)
                         continue
-                    line = (f"callgrind build={name} scheme={scheme} probes={ok} "
-                            f"instructions={instr} instr_per_probe={instr / ok:.0f}")
-                    raw.append(line)
-                    print("musl.py: " + line, file=sys.stderr)
+                    keep(f"callgrind build={name} scheme={scheme} probes={ok} "
+                         f"instructions={instr} instr_per_probe={instr / ok:.0f}")
         if "strace" in workloads:
             for scheme in ("http", "https"):
                 for name, binary in builds:
-                    one = csv("one.csv", [f"0.008, {urls[scheme]}\n"])
                     counts = strace_counts(
-                        [binary, "-W", "1", "-Q", "1", "--cacert", ca, one],
+                        sequential(binary, scheme, 0.008),
                         a.strace_seconds, out_jsonl, err_txt, os.path.join(w, "strace.txt"))
                     ok, _ = reports_ok(out_jsonl)
                     n = max(ok, 1)
@@ -308,8 +310,7 @@ def main():
                     per = " ".join(f"{k}={v / n:.2f}" for k, v in top)
                     line = (f"strace build={name} scheme={scheme} probes={ok} "
                             f"syscalls_per_probe={sum(counts.values()) / n:.1f} {per}")
-                    raw.append(line)
-                    print("musl.py: " + line, file=sys.stderr)
+                    keep(line)
         sizes = {name: os.path.getsize(binary) for name, binary in builds}
     finally:
         srv.terminate()
