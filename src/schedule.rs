@@ -64,9 +64,7 @@ impl Schedule {
     /// Every target's first probe is due one interval after `start`, pushed
     /// later by an even share of `splay` so that many targets with the same
     /// interval do not all fire in the same instant.
-    pub fn new(mut targets: Vec<Target>, start: Instant, splay: Duration) -> Schedule {
-        // The parser's doubling may have left up to half the list unused.
-        targets.shrink_to_fit();
+    pub fn new(targets: Vec<Target>, start: Instant, splay: Duration) -> Schedule {
         let n = targets.len();
         let heap = targets
             .iter()
