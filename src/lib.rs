@@ -8,6 +8,7 @@ pub mod pipeline;
 pub mod probe;
 pub mod queue;
 pub mod redact;
+pub mod redirect;
 pub mod registry;
 pub mod report;
 pub mod schedule;

@@ -35,6 +35,7 @@ use rustls::{
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 use ureq::config::AutoHeaderValue;
+use ureq::http::Method;
 use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::time::{Duration as UreqDuration, Instant as UreqInstant};
 use ureq::unversioned::transport::{
@@ -44,6 +45,7 @@ use ureq::{Agent, Error, Timeout};
 
 use crate::buffers::Reused;
 use crate::redact;
+use crate::redirect::{self, Origin, Refused};
 use crate::report::{ErrorKind, Report};
 use crate::targets::{Bind, IpMode, Spec};
 use crate::wire_body::WireBody;
@@ -102,6 +104,9 @@ impl Default for ProbeConfig {
 pub struct Prober {
     agent: Agent,
     connect_timeout: Duration,
+    /// Whole-probe limit, all redirect hops together.
+    timeout: Duration,
+    follow_redirects: bool,
 }
 
 impl fmt::Debug for Prober {
@@ -140,11 +145,9 @@ impl Prober {
 
         let config = Agent::config_builder()
             .http_status_as_error(false)
-            .max_redirects(if cfg.follow_redirects {
-                MAX_REDIRECTS
-            } else {
-                0
-            })
+            // Redirects are followed here, hop by hop (src/redirect.rs), so
+            // every hop gets the first hop's URL checks, resolve= and bind=.
+            .max_redirects(0)
             // A pooled connection would skip DNS, TCP and TLS.
             .max_idle_connections(0)
             .max_idle_connections_per_host(0)
@@ -174,6 +177,8 @@ impl Prober {
         Ok(Prober {
             agent: Agent::with_parts(config, connector, resolver),
             connect_timeout,
+            timeout,
+            follow_redirects: cfg.follow_redirects,
         })
     }
 
@@ -196,8 +201,9 @@ impl Prober {
         ctx.family = Family::of(ip, spec.bind.as_ref());
         ctx.bind.clone_from(&spec.bind);
         ctx.resolve.clone_from(&spec.resolve);
+        ctx.origin = Origin::of(url);
         let guard = CtxGuard::install(progress, ctx);
-        let outcome = self.exchange(url, spec);
+        let outcome = self.exchange(url, spec, start);
         let total = start.elapsed().as_secs_f64();
         let ctx = guard.take();
 
@@ -235,8 +241,16 @@ impl Prober {
                 // What arrived, even if the decoder dropped it on a later error.
                 let wire = ctx.as_ref().map_or(0, |c| c.wire_body);
                 report.size_download = failure.size.max(i64::try_from(wire).unwrap_or(i64::MAX));
-                let phase = ctx.as_ref().map(|c| c.phase).unwrap_or(Phase::Start);
-                let (kind, message) = describe(&failure.error, phase, ctx.as_ref(), url, total);
+                let (kind, message) = match &failure.problem {
+                    Problem::Transport(error) => {
+                        let phase = ctx.as_ref().map(|c| c.phase).unwrap_or(Phase::Start);
+                        describe(error, phase, ctx.as_ref(), url, total)
+                    }
+                    Problem::Redirect(refused) => (
+                        ErrorKind::Redirect,
+                        redact::secrets_of(url, &refused.to_string()).into_owned(),
+                    ),
+                };
                 report.error_kind = Some(kind);
                 report.error = Some(message);
             }
@@ -244,71 +258,134 @@ impl Prober {
         report
     }
 
-    fn exchange(&self, url: &str, spec: &Spec) -> Result<Exchanged, Failure> {
-        use ureq::RequestExt;
-        let fail = |error| Failure {
-            error,
-            code: None,
-            version: None,
-            size: 0,
-        };
-        let mut request = ureq::http::Request::builder()
-            .method(spec.method.clone())
-            .uri(url);
-        for (name, value) in &spec.headers {
-            request = request.header(name.as_str(), value.as_str());
-        }
-        let request = request.body(()).map_err(|e| fail(Error::Http(e)))?;
-        let response = match spec.timeout {
-            None => request.with_agent(&self.agent).run(),
-            Some(t) => request
-                .with_agent(&self.agent)
-                .configure()
-                .timeout_global(Some(t.min(MAX_TIMEOUT)))
-                .run(),
-        }
-        .map_err(fail)?;
-        set_phase(Phase::Body);
-        let code = response.status().as_u16();
-        let version = version_str(response.version());
-        let mut reader = response.into_body().into_reader();
-        let mut buf = [0u8; DRAIN_BUF];
-        let mut size: i64 = 0;
-        // match= looks at the start of the body only: kept only when asked.
-        let mut kept: Vec<u8> = Vec::new();
+    /// The request, and its redirects when asked, one hop at a time; the
+    /// final response's body is read (counted, and kept for `match=`).
+    fn exchange(&self, url: &str, spec: &Spec, start: Instant) -> Result<Exchanged, Failure> {
+        let limit = spec.timeout.unwrap_or(self.timeout).min(MAX_TIMEOUT);
+        let target = Origin::of(url);
+        let mut method = spec.method.clone();
+        let mut hop_url = url.to_string();
+        let mut same_origin = true;
+        let mut followed = 0;
         loop {
-            match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    size += n as i64;
-                    if spec.body_match.is_some() && kept.len() < MATCH_WINDOW {
-                        let take = n.min(MATCH_WINDOW - kept.len());
-                        kept.extend_from_slice(&buf[..take]);
-                    }
+            let headers = spec
+                .headers
+                .iter()
+                .filter(|(name, _)| same_origin || !redirect::is_credential_header(name));
+            let left = limit.saturating_sub(start.elapsed());
+            let response = self.send(&hop_url, &method, headers, left)?;
+            let code = response.status().as_u16();
+            let location = response.headers().get(ureq::http::header::LOCATION);
+            let (true, true, Some(location), Some(target)) = (
+                self.follow_redirects,
+                redirect::is_redirect(code),
+                location,
+                target.as_ref(),
+            ) else {
+                return read_body(response, spec);
+            };
+            let next = if followed == MAX_REDIRECTS {
+                Err(Refused::TooMany(MAX_REDIRECTS))
+            } else {
+                redirect::next(&hop_url, location.as_bytes(), code, &method, target)
+            };
+            match next {
+                Ok(hop) => {
+                    followed += 1;
+                    hop_url = hop.url.request().to_string();
+                    method = hop.method;
+                    same_origin = hop.same_origin;
+                    let shown = hop.url.shown().to_string();
+                    with_ctx(|c| c.redirected_to = Some(shown));
+                    // The 3xx's body is not read: a fresh connection per hop.
                 }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    // io::Error may carry a ureq::Error (timeouts, protocol): unwrap it.
+                Err(refused) => {
+                    // The record is the 3xx's own, saying why it ends there.
+                    let done = read_body(response, spec)?;
                     return Err(Failure {
-                        error: Error::from(e),
-                        code: Some(code),
-                        version: Some(version),
-                        size,
+                        problem: Problem::Redirect(refused),
+                        code: Some(done.code),
+                        version: Some(done.version),
+                        size: done.size,
                     });
                 }
             }
         }
-        let matched = spec
-            .body_match
-            .as_ref()
-            .map(|m| m.regex.is_match(&String::from_utf8_lossy(&kept)));
-        Ok(Exchanged {
-            code,
-            version,
-            size,
-            matched,
-        })
     }
+
+    /// One request, no redirects followed, within `left` of the probe's time.
+    fn send<'h>(
+        &self,
+        url: &str,
+        method: &Method,
+        headers: impl Iterator<Item = &'h (String, String)>,
+        left: Duration,
+    ) -> Result<ureq::http::Response<ureq::Body>, Failure> {
+        use ureq::RequestExt;
+        if left.is_zero() {
+            return Err(Failure::of(Error::Timeout(Timeout::Global)));
+        }
+        let mut request = ureq::http::Request::builder()
+            .method(method.clone())
+            .uri(url);
+        for (name, value) in headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        let request = request.body(()).map_err(|e| Failure::of(Error::Http(e)))?;
+        request
+            .with_agent(&self.agent)
+            .configure()
+            .timeout_global(Some(left))
+            .run()
+            .map_err(Failure::of)
+    }
+}
+
+/// Reads a response's body: bytes counted, the start kept for `match=`.
+fn read_body(
+    response: ureq::http::Response<ureq::Body>,
+    spec: &Spec,
+) -> Result<Exchanged, Failure> {
+    set_phase(Phase::Body);
+    let code = response.status().as_u16();
+    let version = version_str(response.version());
+    let mut reader = response.into_body().into_reader();
+    let mut buf = [0u8; DRAIN_BUF];
+    let mut size: i64 = 0;
+    // match= looks at the start of the body only: kept only when asked.
+    let mut kept: Vec<u8> = Vec::new();
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                size += n as i64;
+                if spec.body_match.is_some() && kept.len() < MATCH_WINDOW {
+                    let take = n.min(MATCH_WINDOW - kept.len());
+                    kept.extend_from_slice(&buf[..take]);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                // io::Error may carry a ureq::Error (timeouts, protocol): unwrap it.
+                return Err(Failure {
+                    problem: Problem::Transport(Error::from(e)),
+                    code: Some(code),
+                    version: Some(version),
+                    size,
+                });
+            }
+        }
+    }
+    let matched = spec
+        .body_match
+        .as_ref()
+        .map(|m| m.regex.is_match(&String::from_utf8_lossy(&kept)));
+    Ok(Exchanged {
+        code,
+        version,
+        size,
+        matched,
+    })
 }
 
 struct Exchanged {
@@ -321,10 +398,30 @@ struct Exchanged {
 
 /// A failed exchange, with what had arrived before it failed.
 struct Failure {
-    error: Error,
+    problem: Problem,
     code: Option<u16>,
     version: Option<&'static str>,
     size: i64,
+}
+
+impl Failure {
+    /// A failure before any response.
+    fn of(error: Error) -> Failure {
+        Failure {
+            problem: Problem::Transport(error),
+            code: None,
+            version: None,
+            size: 0,
+        }
+    }
+}
+
+/// What ended an exchange early.
+enum Problem {
+    /// The network, TLS or HTTP layer (classified by the phase it happened in).
+    Transport(Error),
+    /// A redirect the prober will not follow; the 3xx is the final response.
+    Redirect(Refused),
 }
 
 fn wall_now() -> f64 {
@@ -417,8 +514,10 @@ struct Ctx {
     family: Family,
     /// `bind=`: where connections come from.
     bind: Option<Bind>,
-    /// `resolve=`: the addresses used instead of DNS for the target's host.
+    /// `resolve=`: the addresses used instead of DNS for the target's host
+    /// and port (`origin`), on every hop that goes there (as curl --resolve).
     resolve: Vec<IpAddr>,
+    origin: Option<Origin>,
     /// Addresses given up on before the one that answered, and the time lost on them.
     tried: Vec<String>,
     fallback: Duration,
@@ -445,6 +544,7 @@ impl Ctx {
             family: Family::Any,
             bind: None,
             resolve: Vec::new(),
+            origin: None,
             tried: Vec::new(),
             fallback: Duration::ZERO,
             host: None,
@@ -710,26 +810,23 @@ impl Resolver for TimedResolver {
     ) -> Result<ResolvedSocketAddrs, Error> {
         let now = Instant::now();
         let host = uri.host().map(str::to_string);
-        let (family, resolve) = with_ctx(|c| {
-            c.begin_hop(now);
-            c.host = host;
-            if c.hops > 1 {
-                c.redirected_to = Some(uri.to_string());
-            }
-            // resolve= stands for the target's own host: not for redirect hops.
-            let resolve = if c.hops == 1 {
-                c.resolve.clone()
-            } else {
-                Vec::new()
-            };
-            (c.family, resolve)
-        })
-        .unwrap_or((Family::Any, Vec::new()));
         let port = uri.port_u16().or(match uri.scheme_str() {
             Some("http") => Some(80),
             Some("https") => Some(443),
             _ => None,
         });
+        let (family, resolve) = with_ctx(|c| {
+            c.begin_hop(now);
+            // resolve= stands for the target's host and port, on every hop there.
+            let ours = match (&c.origin, &host, port) {
+                (Some(o), Some(h), Some(p)) => o.is_host_port(h, p),
+                _ => false,
+            };
+            c.host = host;
+            let resolve = if ours { c.resolve.clone() } else { Vec::new() };
+            (c.family, resolve)
+        })
+        .unwrap_or((Family::Any, Vec::new()));
         // An IP literal needs no lookup; skipping DefaultResolver also skips
         // the thread it spawns per lookup when a resolve timeout is set.
         let literal: Option<IpAddr> = uri

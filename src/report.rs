@@ -20,6 +20,11 @@ pub enum ErrorKind {
     Interrupted,
     /// A response arrived but an expectation did not hold (status not expected).
     Expectation,
+    /// A redirect that is not followed: unsupported scheme, malformed or
+    /// invalid Location, too many hops (the record is the 3xx's).
+    Redirect,
+    /// The prober itself failed on this probe (a contained panic): a bug.
+    Internal,
 }
 
 impl ErrorKind {
@@ -34,6 +39,8 @@ impl ErrorKind {
             ErrorKind::Skipped => "skipped",
             ErrorKind::Interrupted => "interrupted",
             ErrorKind::Expectation => "expectation",
+            ErrorKind::Redirect => "redirect",
+            ErrorKind::Internal => "internal",
         }
     }
 }

@@ -622,7 +622,11 @@ fn tls_facts_are_recorded_whether_or_not_the_certificate_verifies() {
 
 /// The spec of a one-line targets file `1, URL, OPTIONS`.
 fn spec(url: &str, options: &str) -> Spec {
-    let t = targets::parse("t.csv", format!("1, {url}, {options}\n").as_bytes()).expect("valid");
+    let line = match options {
+        "" => format!("1, {url}\n"),
+        _ => format!("1, {url}, {options}\n"),
+    };
+    let t = targets::parse("t.csv", line.as_bytes()).expect("valid");
     (*t[0].spec).clone()
 }
 
@@ -856,4 +860,144 @@ fn a_signal_while_waiting_for_the_response_does_not_extend_the_timeout() {
     );
     assert_eq!(r.error_kind, Some(ErrorKind::Timeout), "{r:?}");
     assert!(r.total >= 1.0 && r.total < 1.5, "{r:?}");
+}
+
+// ---------------------------------------------------------------------------
+// Redirects, followed hop by hop by the prober (issue 19)
+
+fn follow() -> ProbeConfig {
+    ProbeConfig {
+        follow_redirects: true,
+        ..short()
+    }
+}
+
+/// `/to/CODE?LOCATION` on `server`, the Location percent-encoded.
+fn to(server: &HttpServer, code: u16, location: impl AsRef<[u8]>) -> String {
+    let mut q = String::new();
+    for &b in location.as_ref() {
+        if b.is_ascii_alphanumeric() || b"/:.-_".contains(&b) {
+            q.push(b as char);
+        } else {
+            q.push_str(&format!("%{b:02X}"));
+        }
+    }
+    server.url(&format!("/to/{code}?{q}"))
+}
+
+fn probe_following(url: &str, options: &str) -> Report {
+    prober(follow()).probe_with(url, &spec(url, options), IpMode::Any, &Progress::default())
+}
+
+#[track_caller]
+fn assert_refused(r: &Report, code: i32, says: &str) {
+    assert_eq!(r.error_kind, Some(ErrorKind::Redirect), "{r:?}");
+    assert_eq!(r.code, code, "{r:?}");
+    let error = r.error.as_deref().unwrap_or_default();
+    assert!(error.contains(says), "{says:?} not in {error:?}");
+    // The 3xx's own body was read: the record describes that response.
+    assert_eq!(r.size_download, "redirect\n".len() as i64, "{r:?}");
+}
+
+#[test]
+fn redirect_to_a_bad_port_is_refused_not_probed_elsewhere() {
+    let server = HttpServer::start();
+    let url = to(&server, 302, "http://127.0.0.1:99999/ok");
+    let r = probe_following(&url, "");
+    assert_refused(&r, 302, "99999");
+    assert_eq!(r.redirect_count, 0, "{r:?}");
+    assert_eq!(r.effective_url.as_deref(), Some(url.as_str()));
+    assert_eq!(server.requests().len(), 1);
+}
+
+#[test]
+fn redirect_to_another_scheme_or_a_malformed_location_is_refused() {
+    let server = HttpServer::start();
+    let r = probe_following(&to(&server, 301, "file:///etc/passwd"), "");
+    assert_refused(&r, 301, "redirect to unsupported scheme file");
+    let r = probe_following(&to(&server, 302, "http://[::1"), "");
+    assert_refused(&r, 302, "malformed Location");
+    let r = probe_following(&to(&server, 308, b"/\xffbad"), "");
+    assert_refused(&r, 308, "malformed Location: not UTF-8");
+    // Nothing but the 3xx itself was ever requested.
+    assert_eq!(server.requests().len(), 3, "{:?}", server.requests());
+}
+
+#[test]
+fn resolve_applies_to_every_hop_to_the_same_host_and_port() {
+    let server = HttpServer::start();
+    let port = server.addr().port();
+    // probe.invalid never resolves: only resolve= can get either hop there.
+    let url = format!("http://probe.invalid:{port}/to/302?/fixed");
+    let r = probe_following(&url, "resolve=127.0.0.1");
+    assert_ok(&r);
+    assert_eq!((r.code, r.redirect_count), (200, 1), "{r:?}");
+    assert_eq!(
+        r.effective_url.as_deref(),
+        Some(format!("http://probe.invalid:{port}/fixed").as_str())
+    );
+    // Another port on the same host is another host:port: DNS, which fails.
+    let other = format!("http://probe.invalid:{port}/to/302?http://probe.invalid:1/");
+    let r = probe_following(&other, "resolve=127.0.0.1");
+    assert_eq!(r.error_kind, Some(ErrorKind::Dns), "{r:?}");
+    assert_eq!(r.redirect_count, 1, "{r:?}");
+}
+
+#[test]
+fn redirect_methods_follow_curl() {
+    let server = HttpServer::start();
+    let method_of = |head: &String| head.split_whitespace().next().map(str::to_string);
+    for (code, second) in [(307, "POST"), (308, "POST"), (302, "GET"), (303, "GET")] {
+        let before = server.requests().len();
+        let r = probe_following(&to(&server, code, "/fixed"), "method=POST");
+        assert_ok(&r);
+        assert_eq!(r.code, 200, "{code}: {r:?}");
+        let heads = server.requests();
+        let methods: Vec<_> = heads[before..].iter().map(method_of).collect();
+        assert_eq!(
+            methods,
+            vec![Some("POST".to_string()), Some(second.to_string())],
+            "{code}"
+        );
+    }
+}
+
+#[test]
+fn too_many_redirects_end_with_the_last_3xx() {
+    let server = HttpServer::start();
+    let r = probe_following(&server.url("/loop"), "");
+    assert_refused(&r, 302, "too many redirects (more than 30)");
+    assert_eq!(r.redirect_count, 30, "{r:?}");
+    assert_eq!(server.requests().len(), 31);
+    assert!(r.redirect_time > 0.0 && r.redirect_time < r.total, "{r:?}");
+}
+
+#[test]
+fn credentials_are_not_sent_to_another_origin() {
+    let a = HttpServer::start();
+    let b = HttpServer::start();
+    let secret_headers =
+        "header=Authorization: Bearer tok3n, header=Cookie: c=s3ss, header=X-Trace: t1";
+    // Same origin: everything is sent again.
+    let r = probe_following(&to(&a, 302, "/fixed"), secret_headers);
+    assert_ok(&r);
+    let heads = a.requests();
+    assert_eq!(heads.len(), 2);
+    assert!(
+        heads[1].contains("tok3n") && heads[1].contains("s3ss"),
+        "{heads:?}"
+    );
+    // Another port is another origin: credentials stay behind.
+    let url = to(&a, 302, b.url("/fixed"));
+    let with_user = url.replacen("http://", "http://user:pa55w0rd@", 1);
+    let r = probe_following(&with_user, secret_headers);
+    assert_ok(&r);
+    assert_eq!(r.code, 200);
+    let heads = b.requests();
+    assert_eq!(heads.len(), 1, "{heads:?}");
+    let head = heads[0].to_ascii_lowercase();
+    assert!(!head.contains("authorization"), "{head}");
+    assert!(!head.contains("cookie"), "{head}");
+    assert!(head.contains("x-trace: t1"), "{head}");
+    assert!(!format!("{r:?}").contains("pa55w0rd"), "{r:?}");
 }

@@ -5,6 +5,9 @@
 //! - `/delay`      waits `DELAY` before the first response byte, then 200 "delayed"
 //! - `/status500`  500 with a short body
 //! - `/redirect`   302 to `/fixed`
+//! - `/loop`       302 to itself
+//! - `/to/CODE?LOC` status CODE with `Location: LOC` (LOC percent-decoded, so
+//!   a test can send any bytes, malformed ones included)
 //! - `/hang`       reads the request and never answers (until the server stops)
 //! - anything else 404
 //!
@@ -155,6 +158,20 @@ fn serve<S: Read + Write>(s: &mut S, shared: &Shared) -> io::Result<()> {
         }
         "/status500" => respond(s, "500 Internal Server Error", &[], b"server error\n"),
         "/redirect" => respond(s, "302 Found", &[("Location", "/fixed")], b""),
+        "/loop" => respond(s, "302 Found", &[("Location", "/loop")], b"redirect\n"),
+        p if p.starts_with("/to/") => {
+            let (code, location) = p["/to/".len()..].split_once('?').unwrap_or((p, ""));
+            let location = percent_decode(location);
+            let status = format!("{code} Redirect");
+            let mut head = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: 9\r\nConnection: close\r\nLocation: "
+            )
+            .into_bytes();
+            head.extend_from_slice(&location);
+            head.extend_from_slice(b"\r\n\r\nredirect\n");
+            s.write_all(&head)?;
+            s.flush()
+        }
         "/hang" => {
             while !shared.stop.load(Ordering::SeqCst) {
                 thread::sleep(Duration::from_millis(10));
@@ -163,6 +180,30 @@ fn serve<S: Read + Write>(s: &mut S, shared: &Shared) -> io::Result<()> {
         }
         _ => respond(s, "404 Not Found", &[], b"not found\n"),
     }
+}
+
+/// `%XX` escapes to bytes; anything else as is.
+fn percent_decode(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = b
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (b[i], hex) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (c, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// Reads up to the blank line ending the request head; None on EOF before any byte.
