@@ -4,6 +4,7 @@ pub mod cli;
 pub mod expect;
 pub mod kafka;
 pub mod logging;
+pub mod panics;
 pub mod pipeline;
 pub mod probe;
 pub mod queue;

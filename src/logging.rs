@@ -4,7 +4,6 @@
 //! fails; the guard catches that panic and stops logging from then on.
 
 use log::{LevelFilter, Log, Metadata, Record};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 struct Guarded {
@@ -22,7 +21,8 @@ impl Log for Guarded {
         if self.gone.load(Ordering::Relaxed) {
             return;
         }
-        if catch_unwind(AssertUnwindSafe(|| self.inner.log(record))).is_err() {
+        // panics::catch: the panic hook stays silent (it would log again).
+        if crate::panics::catch(|| self.inner.log(record)).is_err() {
             self.gone.store(true, Ordering::Relaxed);
         }
     }

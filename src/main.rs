@@ -64,6 +64,7 @@ fn run() -> Result<ExitCode, Failure> {
         Err(e) => return Err(Failure::Usage(format!("{e}\n{}", cli::USAGE))),
     };
     logging::init(config.verbose);
+    latency_logger::panics::install_hook();
     // Signals first: a stop during start-up (a huge targets file, a FIFO
     // without a writer, a registry that does not answer) is a stop like any other.
     let (events_tx, events) = crossbeam_channel::unbounded::<Event>();

@@ -125,6 +125,27 @@ fn skipped(job: &Job, clock: &Clock, why: &str) -> Report {
     report
 }
 
+/// The record of a probe that panicked (a bug): logged once with the
+/// target's name; the message and location only, with the target's
+/// credentials and header values hidden in case the message quotes them.
+/// Its timings are those the probe reached, as for an interrupted one.
+fn internal(job: &Job, progress: &Progress, caught: &crate::panics::Caught) -> Report {
+    let url = &job.target.url;
+    let mut text = crate::redact::secrets_of(url.request(), &caught.to_string()).into_owned();
+    for (_, value) in &job.target.spec.headers {
+        if !value.is_empty() {
+            text = text.replace(value.as_str(), "***");
+        }
+    }
+    log::error!(
+        "{}: the probe failed inside the prober (a bug, reported as error_kind internal; probing goes on): {text}",
+        url.shown()
+    );
+    let mut report = progress.interrupted(url.shown(), &format!("internal error: {text}"));
+    report.error_kind = Some(crate::report::ErrorKind::Internal);
+    report
+}
+
 /// What a worker is doing, visible to the main thread at shutdown.
 #[derive(Default)]
 struct Slot {
@@ -395,12 +416,17 @@ fn work(
                 });
             }
             let started = Instant::now();
-            let spec = &job.target.spec;
-            let mut report = prober.probe_with(url.request(), spec, ip, &progress);
-            url.shown().clone_into(&mut report.url);
-            crate::expect::judge(&mut report, &spec.expect);
-            report.name.clone_from(&spec.name);
-            shared.check_certificate(&report);
+            let report = crate::panics::catch(|| {
+                let spec = &job.target.spec;
+                let mut report = prober.probe_with(url.request(), spec, ip, &progress);
+                url.shown().clone_into(&mut report.url);
+                crate::expect::judge(&mut report, &spec.expect);
+                shared.check_certificate(&report);
+                report
+            })
+            .unwrap_or_else(|caught| internal(&job, &progress, &caught));
+            let mut report = report;
+            report.name.clone_from(&job.target.spec.name);
             report.scheduled = scheduled;
             report.lateness = started
                 .saturating_duration_since(job.deadline)

@@ -355,3 +355,84 @@ fn a_closed_stderr_never_turns_into_a_panic() {
     let records = parse_lines(&std::fs::read_to_string(&out_path).expect("read"));
     assert!(records.len() >= 15, "{} records", records.len());
 }
+
+#[test]
+fn a_panicking_probe_is_one_internal_record_and_probing_goes_on() {
+    use std::io::{BufRead, BufReader};
+    let http = HttpServer::start();
+    let port = http.addr().port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("t.csv");
+    // Test builds panic on a probe of this host (LATENCY_LOGGER_TEST_PANIC),
+    // deep inside ureq, right after its name lookup.
+    let text = format!(
+        "0.1, http://panic.invalid:{port}/fixed, resolve=127.0.0.1, header=Authorization: Bearer s3cr3t-t0ken\n\
+         0.1, {}\n",
+        http.url("/fixed")
+    );
+    std::fs::write(&csv, text).expect("write targets");
+    let mut child = std::process::Command::new(support::process::binary())
+        .args(["-W", "1", csv.to_str().expect("path")])
+        .env("LATENCY_LOGGER_TEST_PANIC", "panic.invalid")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let out = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Until three of each kind arrived (one worker: the same thread goes on).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (mut internal, mut ok) = (Vec::new(), 0);
+    while (internal.len() < 3 || ok < 3) && Instant::now() < deadline {
+        let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) else {
+            continue;
+        };
+        let r: serde_json::Value = serde_json::from_str(&line).expect("JSON line");
+        match r["error_kind"].as_str() {
+            Some("internal") => internal.push(r),
+            None => ok += 1,
+            Some(other) => panic!("unexpected {other}: {r}"),
+        }
+    }
+    signal(&child, "-TERM");
+    let status = wait_bounded(&mut child, Duration::from_secs(10));
+    let (_, err) = read_all(&mut child);
+    let _ = reader.join();
+    assert_eq!(status.code(), Some(0), "{err}");
+    assert!(internal.len() >= 3 && ok >= 3, "{internal:?} {ok} {err}");
+    for r in &internal {
+        assert_eq!(r["success"], false, "{r}");
+        assert_eq!(
+            r["url"],
+            format!("http://panic.invalid:{port}/fixed"),
+            "{r}"
+        );
+        let e = r["error"].as_str().expect("error");
+        assert!(
+            e.starts_with("internal error: forced panic for a test"),
+            "{e}"
+        );
+        assert!(e.contains("src/probe.rs:"), "{e}");
+        assert!(!e.contains("--stop-timeout"), "{e}");
+        assert!(r["namelookup"].as_f64().expect("namelookup") > 0.0, "{r}");
+    }
+    // Logged with the target's name; no default panic text, no secret.
+    assert!(
+        err.contains(&format!(
+            "http://panic.invalid:{port}/fixed: the probe failed inside the prober"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("s3cr3t"), "{err}");
+    assert!(!err.contains("note: run with `RUST_BACKTRACE"), "{err}");
+    assert!(!err.contains("unexpectedly"), "{err}");
+}

@@ -154,7 +154,12 @@ impl JsonLines {
             let shared = shared.clone();
             std::thread::Builder::new()
                 .name("stdout".into())
-                .spawn(move || write_loop(&shared, out, &*on_end))?
+                .spawn(move || {
+                    let run = crate::panics::catch(|| write_loop(&shared, out, &*on_end));
+                    if let Err(caught) = run {
+                        writer_died(&shared, &*on_end, &caught);
+                    }
+                })?
         };
         Ok(JsonLines {
             shared,
@@ -248,6 +253,23 @@ fn write_loop(shared: &Shared, mut out: impl Output, on_end: &dyn Fn(End)) {
     st.finished = true;
     drop(st);
     shared.done.notify_all();
+}
+
+/// The writer panicked (a bug): the run ends with exit 1 saying so, and
+/// what waits is counted as not written (close() then does not wait).
+fn writer_died(shared: &Shared, on_end: &dyn Fn(End), caught: &crate::panics::Caught) {
+    let mut st = shared.lock();
+    let lost = st.waiting.len() as u64;
+    st.waiting.clear();
+    st.unwritten += lost;
+    let end = End::Failed(format!(
+        "the stdout writer failed (a bug): {caught}; at least {lost} record(s) not written"
+    ));
+    st.ended = Some(end.clone());
+    st.finished = true;
+    drop(st);
+    shared.done.notify_all();
+    on_end(end);
 }
 
 /// Writes `buf` whole; on failure, the error and how many bytes went out.
