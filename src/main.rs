@@ -68,6 +68,10 @@ fn run() -> Result<ExitCode, Failure> {
     // Signals first: a stop during start-up (a huge targets file, a FIFO
     // without a writer, a registry that does not answer) is a stop like any other.
     let (events_tx, events) = crossbeam_channel::unbounded::<Event>();
+    let panics_tx = events_tx.clone();
+    latency_logger::panics::on_thread_panic(move |sentence| {
+        let _ = panics_tx.send(Event::ThreadPanicked(sentence));
+    });
     shutdown::watch_signals(events_tx.clone())
         .map_err(|e| Failure::Runtime(format!("cannot install signal handlers: {e}")))?;
     let (file, defaults) = (config.file.clone(), config.defaults.clone());

@@ -12,12 +12,24 @@ use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::OnceLock;
 
 thread_local! {
     /// Inside `catch` on this thread: the hook only notes the location.
     static CONTAINED: Cell<bool> = const { Cell::new(false) };
     /// Where this thread last panicked (`file:line:column`).
     static LOCATION: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Told of a panic outside [`catch`], with a sentence naming the thread.
+type OnPanic = Box<dyn Fn(String) + Send + Sync>;
+static ON_PANIC: OnceLock<OnPanic> = OnceLock::new();
+
+/// `f` hears of every panic outside [`catch`] (the binary ends the run with
+/// it: a thread that died is not a half-running service). Once; later calls
+/// are ignored.
+pub fn on_thread_panic(f: impl Fn(String) + Send + Sync + 'static) {
+    let _ = ON_PANIC.set(Box::new(f));
 }
 
 /// A panic caught by [`catch`] or seen by an exit guard.
@@ -60,10 +72,14 @@ pub fn install_hook() {
             message: message(info.payload()),
             location,
         };
-        log::error!(
+        let sentence = format!(
             "thread '{}' panicked (a bug): {caught}",
             thread.name().unwrap_or("unnamed")
         );
+        log::error!("{sentence}");
+        if let Some(f) = ON_PANIC.get() {
+            f(sentence);
+        }
     }));
 }
 
@@ -79,13 +95,15 @@ pub fn catch<R>(f: impl FnOnce() -> R) -> Result<R, Caught> {
     })
 }
 
-/// The panic this thread is unwinding from, for a guard that runs on the way
-/// out (`std::thread::panicking()`); the message is not known there.
-pub fn unwinding() -> Option<Caught> {
-    std::thread::panicking().then(|| Caught {
-        message: "panicked".to_string(),
-        location: last_location(),
-    })
+/// Test builds only (never in a release binary): panics when
+/// `LATENCY_LOGGER_TEST_PANIC` names `place` (a probed host, or `@stdout`
+/// for the stdout writer), so tests can show what a bug there does.
+#[cfg(debug_assertions)]
+#[track_caller]
+pub fn forced(place: &str) {
+    if std::env::var("LATENCY_LOGGER_TEST_PANIC").is_ok_and(|p| !p.is_empty() && p == place) {
+        panic!("forced panic for a test (LATENCY_LOGGER_TEST_PANIC={place})");
+    }
 }
 
 fn last_location() -> Option<String> {

@@ -367,6 +367,8 @@ fn wait(
                 return failed(format!("scheduler {how} unexpectedly; shutting down"));
             }
             Event::SinkFailed(e) => return failed(e),
+            // Logged by the panic hook already.
+            Event::ThreadPanicked(e) => return Outcome::Failed(format!("{e}; shutting down")),
         }
     }
 }

@@ -849,8 +849,9 @@ impl Resolver for TimedResolver {
             _ => self.inner.resolve(uri, config, timeout)?,
         };
         mark(NAMELOOKUP);
+        // Test builds: a bug deep inside ureq, right after the name lookup.
         #[cfg(debug_assertions)]
-        forced_panic(uri);
+        crate::panics::forced(uri.host().unwrap_or_default());
         let addrs = match family {
             Family::Any => addrs,
             Family::V4 | Family::V6 => {
@@ -866,19 +867,6 @@ impl Resolver for TimedResolver {
         };
         set_phase(Phase::Connect);
         Ok(addrs)
-    }
-}
-
-/// Test builds only (never in a release binary): a probe of a host named
-/// in `LATENCY_LOGGER_TEST_PANIC` panics right after its name lookup, deep
-/// inside ureq, so tests can show that a panic is one `internal` record.
-#[cfg(debug_assertions)]
-fn forced_panic(uri: &ureq::http::Uri) {
-    if let (Ok(host), Some(h)) = (std::env::var("LATENCY_LOGGER_TEST_PANIC"), uri.host())
-        && !host.is_empty()
-        && h == host
-    {
-        panic!("forced panic for a test (LATENCY_LOGGER_TEST_PANIC={host})");
     }
 }
 

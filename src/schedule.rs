@@ -519,6 +519,11 @@ pub fn run_loop(
                     due.missed
                 );
             }
+            // Test builds: a bug in the scheduler after four dispatches.
+            #[cfg(debug_assertions)]
+            if counts.dispatched == 4 {
+                crate::panics::forced("@scheduler");
+            }
             let job = Job {
                 target,
                 deadline: due.deadline,

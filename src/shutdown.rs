@@ -24,6 +24,8 @@ pub enum Event {
     SchedulerExited { panicked: bool },
     /// The sink cannot go on (e.g. Kafka rejected our credentials).
     SinkFailed(String),
+    /// A thread panicked outside a probe (a bug): the sentence to log.
+    ThreadPanicked(String),
 }
 
 /// A repeat signal sooner than this after the first is the same request.

@@ -113,6 +113,7 @@ fn a_full_disk_ends_the_run_with_1_and_no_torn_line() {
         "{err}"
     );
     assert!(err.contains("record(s) not written"), "{err}");
+    assert!(!err.contains("; 0 record(s) not written"), "{err}");
 
     // A file that hits its size limit mid-line (as a full partition does):
     // the torn line is taken back.
@@ -435,4 +436,68 @@ fn a_panicking_probe_is_one_internal_record_and_probing_goes_on() {
     assert!(!err.contains("s3cr3t"), "{err}");
     assert!(!err.contains("note: run with `RUST_BACKTRACE"), "{err}");
     assert!(!err.contains("unexpectedly"), "{err}");
+}
+
+#[test]
+fn a_panicking_writer_ends_the_run_with_1_saying_so() {
+    let http = HttpServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("t.csv");
+    write_targets(&csv, &[(0.1, http.url("/fixed"))]);
+    let mut child = std::process::Command::new(support::process::binary())
+        .arg(csv.to_str().expect("path"))
+        .env("LATENCY_LOGGER_TEST_PANIC", "@stdout")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    // No signal: the writer's first batch panics and the run must end itself.
+    let status = wait_bounded(&mut child, Duration::from_secs(15));
+    let (out, err) = read_all(&mut child);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains("the stdout writer failed (a bug): forced panic for a test"),
+        "{err}"
+    );
+    assert!(err.contains("src/sink/stdout.rs:"), "{err}");
+    assert!(err.contains("record(s) not written"), "{err}");
+    assert!(!err.contains("; 0 record(s) not written"), "{err}");
+    assert!(!err.contains("--stop-timeout"), "{err}");
+}
+
+#[test]
+fn a_panicking_scheduler_ends_the_run_with_1_and_flushes_what_was_made() {
+    let http = HttpServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("t.csv");
+    write_targets(&csv, &[(0.1, http.url("/fixed"))]);
+    let mut child = std::process::Command::new(support::process::binary())
+        .arg(csv.to_str().expect("path"))
+        .env("LATENCY_LOGGER_TEST_PANIC", "@scheduler")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let status = wait_bounded(&mut child, Duration::from_secs(15));
+    let (out, err) = read_all(&mut child);
+    assert_eq!(status.code(), Some(1), "{err}");
+    // The scheduler panics at its fifth dispatch: the four jobs dispatched
+    // are all written (probed, or skipped if still queued at the stop).
+    let records = parse_lines(&out);
+    assert_eq!(records.len(), 4, "{out}");
+    assert!(
+        records
+            .iter()
+            .all(|r| r["success"] == true || r["error"] == "shutting down"),
+        "{out}"
+    );
+    assert!(
+        err.contains("thread 'scheduler' panicked (a bug): forced panic for a test"),
+        "{err}"
+    );
+    assert!(err.contains("src/schedule.rs:"), "{err}");
+    assert!(!err.contains("--stop-timeout"), "{err}");
 }

@@ -177,9 +177,8 @@ pub fn decode_response<T: Decodable>(
     // e.g. "capacity overflow" from an absurd array count on 32-bit ARM.
     // Absurd array counts are refused by the patched vendor/kafka-protocol
     // (0.18 passes them to Vec::with_capacity; a failed allocation aborts).
-    let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        T::decode(&mut buf, version)
-    }));
+    // panics::catch: contained, so the hook does not end the run for it.
+    let decoded = crate::panics::catch(|| T::decode(&mut buf, version));
     match decoded {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => perr(format!("malformed {key:?} v{version} response: {e}")),

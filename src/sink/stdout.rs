@@ -95,6 +95,8 @@ struct State {
     unwritten: u64,
     dropped_unlogged: u64,
     last_drop_log: Option<Instant>,
+    /// Records the writer has taken and not yet accounted for.
+    in_hand: u64,
     /// The writer waits for a record (only then does `emit` wake it).
     idle: bool,
     /// The writer pauses between writes (`emit` wakes it at half capacity).
@@ -143,6 +145,7 @@ impl JsonLines {
                 unwritten: 0,
                 dropped_unlogged: 0,
                 last_drop_log: None,
+                in_hand: 0,
                 idle: false,
                 pausing: false,
             }),
@@ -185,7 +188,10 @@ fn write_loop(shared: &Shared, mut out: impl Output, on_end: &dyn Fn(End)) {
                 break;
             }
             std::mem::swap(&mut st.waiting, &mut batch);
+            st.in_hand = batch.len() as u64;
         }
+        #[cfg(debug_assertions)]
+        crate::panics::forced("@stdout");
         buf.clear();
         for report in &batch {
             report.write_json_line(&mut buf);
@@ -198,6 +204,7 @@ fn write_loop(shared: &Shared, mut out: impl Output, on_end: &dyn Fn(End)) {
             Ok(()) => {
                 let mut st = shared.lock();
                 st.written += count;
+                st.in_hand = 0;
                 if !st.waiting.is_empty() && !st.closing {
                     // The pause ends early once half the buffer waits, so a
                     // small --buffer that the writer keeps up with drops nothing.
@@ -224,6 +231,7 @@ fn write_loop(shared: &Shared, mut out: impl Output, on_end: &dyn Fn(End)) {
                 let gone = e.kind() == io::ErrorKind::BrokenPipe;
                 let untorn = gone || torn == 0 || out.unwrite(torn as u64);
                 let mut st = shared.lock();
+                st.in_hand = 0;
                 let lost = count - whole + st.waiting.len() as u64;
                 st.waiting.clear();
                 st.written += whole;
@@ -259,11 +267,11 @@ fn write_loop(shared: &Shared, mut out: impl Output, on_end: &dyn Fn(End)) {
 /// what waits is counted as not written (close() then does not wait).
 fn writer_died(shared: &Shared, on_end: &dyn Fn(End), caught: &crate::panics::Caught) {
     let mut st = shared.lock();
-    let lost = st.waiting.len() as u64;
+    let lost = st.waiting.len() as u64 + std::mem::take(&mut st.in_hand);
     st.waiting.clear();
     st.unwritten += lost;
     let end = End::Failed(format!(
-        "the stdout writer failed (a bug): {caught}; at least {lost} record(s) not written"
+        "the stdout writer failed (a bug): {caught}; {lost} record(s) not written"
     ));
     st.ended = Some(end.clone());
     st.finished = true;
