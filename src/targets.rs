@@ -396,6 +396,23 @@ fn options(fields: &[&[u8]], defaults: &Spec) -> Result<Spec, String> {
     Ok(spec)
 }
 
+/// Headers that frame the message or the connection, or name the host: the
+/// prober sets them itself from the method, the body and the URL. Sent by
+/// hand they contradict what is sent (`Content-Length: 10` on a GET with no
+/// body makes the server wait for 10 bytes and every probe time out), so
+/// `header=` and `--header` refuse them at load. Compared case-insensitively.
+pub const REFUSED_HEADERS: &[&str] = &[
+    "Host",
+    "Content-Length",
+    "Transfer-Encoding",
+    "Connection",
+    "TE",
+    "Trailer",
+    "Upgrade",
+    "Keep-Alive",
+    "Proxy-Connection",
+];
+
 /// `Name: value` → a valid header name and value. The value is never quoted
 /// in messages: it may be a token.
 pub fn header(text: &str) -> Result<(String, String), String> {
@@ -407,6 +424,20 @@ pub fn header(text: &str) -> Result<(String, String), String> {
         return Err(format!(
             "header name `{}` is not valid",
             redact::value(name)
+        ));
+    }
+    if let Some(refused) = REFUSED_HEADERS
+        .iter()
+        .find(|r| r.eq_ignore_ascii_case(name))
+    {
+        let why = if *refused == "Host" {
+            "the prober sends the URL's host (to reach another address, use resolve=)"
+        } else {
+            "it frames the message or the connection, which the prober does from the method and body"
+        };
+        return Err(format!(
+            "header `{refused}` cannot be set: {why} (refused: {})",
+            REFUSED_HEADERS.join(", ")
         ));
     }
     if ureq::http::HeaderValue::from_str(value).is_err() {

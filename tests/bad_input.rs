@@ -317,3 +317,58 @@ fn help_and_version() {
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("latency-logger "));
 }
+
+/// Issue 19 fault 6: a framing header set by hand made every probe wait to
+/// its timeout. Each is refused at load, named with its line, whatever its
+/// case, and its value is never quoted; `--header` refuses them the same way.
+#[test]
+fn framing_headers_are_refused_at_load() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let names = [
+        "Content-Length",
+        "transfer-encoding",
+        "CONNECTION",
+        "TE",
+        "Trailer",
+        "Upgrade",
+        "Keep-Alive",
+        "Proxy-Connection",
+        "Host",
+    ];
+    let mut text = String::from("5, http://127.0.0.1:1/, header=X-Fine: ok\n");
+    for (i, n) in names.iter().enumerate() {
+        text.push_str(&format!("5, http://127.0.0.1:1/, header={n}: v4lue{i}x\n"));
+    }
+    let path = write(dir.path(), "framing.csv", text.as_bytes());
+    for args in [vec![path.as_str()], vec!["--check", path.as_str()]] {
+        let out = run(&args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "nothing may start: {args:?}");
+        assert_eq!(err.lines().count(), names.len(), "{err}");
+        for (i, n) in names.iter().enumerate() {
+            let line = i + 2;
+            let shown = n.to_ascii_lowercase();
+            assert!(
+                err.lines()
+                    .any(|l| l.contains(&format!("{path}:{line}: header `"))
+                        && l.to_ascii_lowercase()
+                            .contains(&format!("`{shown}` cannot be set"))),
+                "line {line} ({n}) not named in:\n{err}"
+            );
+        }
+        assert!(!err.contains("v4lue"), "a header value is quoted:\n{err}");
+    }
+    let ok = write(dir.path(), "ok.csv", b"5, http://127.0.0.1:1/\n");
+    for n in ["Content-Length", "transfer-encoding", "Host"] {
+        let flag = format!("{n}: s3cr3tv4lue");
+        let out = run(&["--check", "--header", &flag, &ok]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "--header {n}: {err}");
+        assert!(
+            err.contains("--header: header `") && err.contains("cannot be set"),
+            "--header {n}: {err}"
+        );
+        assert!(!err.contains("s3cr3tv4lue"), "{err}");
+    }
+}
