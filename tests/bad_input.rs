@@ -119,7 +119,7 @@ fn bad_targets_files_list_every_bad_line() {
         (
             "secret.csv",
             b"2, http://admin:TopSecret@127.0.0.1:0/\n",
-            &[":1: URL `http://admin:***@127.0.0.1:0/`: bad port \"0\" (1-65535)"],
+            &[":1: URL `http://***@127.0.0.1:0/`: bad port \"0\" (1-65535)"],
         ),
         (
             "escapes.csv",
@@ -370,5 +370,33 @@ fn framing_headers_are_refused_at_load() {
             "--header {n}: {err}"
         );
         assert!(!err.contains("s3cr3tv4lue"), "{err}");
+    }
+}
+
+/// Issue 19 fault 7: a password holding `?`, `#`, `/` or `,` was quoted as a
+/// "port", and a `-X` pair with `:` for `=` was echoed whole.
+#[test]
+fn passwords_in_bad_input_are_never_echoed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(
+        dir.path(),
+        "pw.csv",
+        b"2, http://user:Sec?ret9@127.0.0.1:1/\n2, http://user:Sec#ret9@127.0.0.1:1/\n2, http://user:Sec/ret9@127.0.0.1:1/\n2, http://user:Sec,ret9@127.0.0.1:1/\n",
+    );
+    let out = run(&["--check", &path]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 4, "{err}");
+    for line in 1..=4 {
+        assert!(err.contains(&format!("{path}:{line}: ")), "{line}: {err}");
+    }
+    assert!(!err.contains("Sec") && !err.contains("ret9"), "{err}");
+    let ok = write(dir.path(), "ok.csv", b"5, http://127.0.0.1:1/\n");
+    for arg in ["sasl.password:hunter2", "sasl.password hunter2", "=hunter2"] {
+        let out = run(&["--check", "-B", "127.0.0.1:1", "-X", arg, &ok]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{arg}: {err}");
+        assert!(err.contains("-X: "), "{arg}: {err}");
+        assert!(!err.contains("hunter2"), "{arg}: {err}");
     }
 }
