@@ -429,11 +429,23 @@ fn apply(
         "bind" => low.bind = Some(text()?),
         "producer-property" => {
             let kv = text()?;
+            // Nothing after the key is ever echoed: with `:` or a space for
+            // `=`, the rest is a value that may be a password.
             let Some((k, v)) = kv.split_once('=') else {
-                return Err(UsageError(format!("-X: expected KEY=VALUE, got `{kv}`")));
+                let shown = crate::kafka::config::known_key_shown(&kv);
+                return Err(UsageError(if shown.is_empty() {
+                    "-X: expected KEY=VALUE (got no `=`; the text is not shown, it may hold a secret)".to_string()
+                } else {
+                    format!(
+                        "-X: expected KEY=VALUE (got `{}`, value hidden)",
+                        crate::redact::value(&shown)
+                    )
+                }));
             };
             if k.trim().is_empty() {
-                return Err(UsageError(format!("-X: empty key in `{kv}`")));
+                return Err(UsageError(
+                    "-X: empty key before `=` (value not shown)".to_string(),
+                ));
             }
             low.kafka.push((k.trim().to_string(), v.to_string()));
         }
@@ -1083,6 +1095,30 @@ mod tests {
     fn kafka_options_without_brokers_are_an_error() {
         assert!(err(&["-T", "x", "t.csv"]).contains("without -B"));
         assert!(err(&["-X", "novalue", "t.csv"]).contains("KEY=VALUE"));
+    }
+
+    /// Issue 19 fault 7: `-X sasl.password:hunter2` was echoed whole.
+    #[test]
+    fn malformed_kafka_properties_never_echo_their_value() {
+        let e = err(&["-B", "k:1", "-X", "sasl.password:hunter2", "t.csv"]);
+        assert_eq!(
+            e,
+            "-X: expected KEY=VALUE (got `sasl.password…`, value hidden)"
+        );
+        for arg in [
+            "sasl.password hunter2",
+            "sasl.passwordhunter2",
+            "my.secret:hunter2",
+            "hunter2hunter2",
+            "=hunter2",
+        ] {
+            let e = err(&["-B", "k:1", "-X", arg, "t.csv"]);
+            assert!(
+                e.starts_with("-X: ") && !e.contains("hunter2"),
+                "{arg}: {e}"
+            );
+        }
+        assert!(err(&["-B", "k:1", "-X", "linger.ms:5", "t.csv"]).contains("`linger.ms…`"));
     }
 
     #[test]

@@ -1138,11 +1138,11 @@ impl Connector<Box<dyn Transport>> for TimedTls {
         while conn.is_handshaking() {
             // complete_io's io::Error may wrap a ureq timeout: From unwraps it.
             if let Err(e) = conn.complete_io(&mut sock) {
-                note_session(&conn);
+                note_session(&conn, Some(&e));
                 return Err(Error::from(e));
             }
         }
-        note_session(&conn);
+        note_session(&conn, None);
         mark(APPCONNECT);
         set_phase(Phase::Exchange);
         let buffers = Reused::new(
@@ -1156,8 +1156,35 @@ impl Connector<Box<dyn Transport>> for TimedTls {
     }
 }
 
-/// What was negotiated, as far as the handshake got.
-fn note_session(conn: &ClientConnection) {
+/// What was negotiated, for the record: everything rustls reports after a
+/// handshake that completed. After one that `failed`, only what is true:
+/// the version, cipher and ALPN are kept only if the ServerHello was
+/// processed (rustls has a cipher suite) and the failure is the server's
+/// certificate (verified after the ServerHello, so the version and cipher
+/// were agreed and only trust failed). Any other failure (not TLS, a message
+/// over a limit, an alert, a decrypt error, a misbehaving peer) keeps none:
+/// rustls may know a version from a ServerHello whose handshake then broke,
+/// and "TLSv1.3" beside "not TLS" was issue 19's fault 8.
+fn note_session(conn: &ClientConnection, failed: Option<&io::Error>) {
+    let agreed = match failed {
+        None => true,
+        Some(e) => {
+            conn.negotiated_cipher_suite().is_some()
+                && matches!(
+                    e.get_ref()
+                        .and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+                    Some(rustls::Error::InvalidCertificate(_))
+                )
+        }
+    };
+    if !agreed {
+        with_ctx(|c| {
+            c.tls.version = None;
+            c.tls.cipher = None;
+            c.tls.alpn = None;
+        });
+        return;
+    }
     let version = conn.protocol_version().map(|v| match v {
         rustls::ProtocolVersion::TLSv1_2 => "TLSv1.2".to_string(),
         rustls::ProtocolVersion::TLSv1_3 => "TLSv1.3".to_string(),
@@ -1500,6 +1527,14 @@ fn tls_message(err: &Error) -> Option<String> {
                 Some(webpki::Error::UnknownIssuer) => {
                     format!("certificate issued by an unknown authority ({TRUST})")
                 }
+                Some(webpki::Error::MaximumPathDepthExceeded) => {
+                    "certificate chain too deep (more than 6 intermediates)".to_string()
+                }
+                Some(
+                    webpki::Error::MaximumSignatureChecksExceeded
+                    | webpki::Error::MaximumPathBuildCallsExceeded
+                    | webpki::Error::MaximumNameConstraintComparisonsExceeded,
+                ) => "certificate chain too large to verify (over webpki's work limits)".to_string(),
                 _ => format!("bad certificate: {cert:?}"),
             },
             other => format!("bad certificate: {other:?}"),
@@ -1510,12 +1545,51 @@ fn tls_message(err: &Error) -> Option<String> {
         rustls::Error::PeerIncompatible(why) => {
             format!("no TLS version or cipher in common with the server ({why:?})")
         }
-        rustls::Error::InvalidMessage(_) => {
-            "the server's reply is not TLS (is this port plain HTTP?)".to_string()
+        rustls::Error::InvalidMessage(m) => invalid_message(m),
+        rustls::Error::PeerSentOversizedRecord => {
+            "the server sent a TLS record over the 16 KiB limit".to_string()
         }
-        _ => return None,
+        rustls::Error::NoCertificatesPresented => "the server presented no certificate".to_string(),
+        rustls::Error::DecryptError => {
+            "a message from the server did not decrypt (corrupted in transit, or a broken TLS server)"
+                .to_string()
+        }
+        rustls::Error::PeerMisbehaved(why) => {
+            format!("the server broke the TLS protocol ({why:?})")
+        }
+        rustls::Error::InvalidCertRevocationList(why) => {
+            format!("bad certificate revocation list ({why:?})")
+        }
+        rustls::Error::NoApplicationProtocol => {
+            "no application protocol (ALPN) in common with the server".to_string()
+        }
+        rustls::Error::UnsupportedNameType => "the server name is not one TLS can carry".to_string(),
+        rustls::Error::General(text) => format!("TLS error: {}", redact::value(text)),
+        other => format!("TLS error: {}", redact::value(&other.to_string())),
     };
     Some(text)
+}
+
+/// A sentence for a message rustls could not take: "not TLS" only when the
+/// bytes are not a TLS record at all; a size limit is named with its size.
+fn invalid_message(m: &rustls::InvalidMessage) -> String {
+    use rustls::InvalidMessage as M;
+    match m {
+        // A record starts with its content type (22 for a handshake) and
+        // version (3.x): "HTTP/1.1 400 …" is neither.
+        M::InvalidContentType | M::UnknownProtocolVersion => {
+            "the server's reply is not TLS (is this port plain HTTP?)".to_string()
+        }
+        M::HandshakePayloadTooLarge => {
+            "a handshake message from the server is over the 64 KiB limit (a certificate chain that large is refused)"
+                .to_string()
+        }
+        M::CertificatePayloadTooLarge => {
+            "the server's certificate chain is over the 64 KiB limit".to_string()
+        }
+        M::MessageTooLarge => "the server sent a TLS record over the size limit".to_string(),
+        other => format!("the server sent a malformed TLS message ({other:?})"),
+    }
 }
 
 /// webpki lists names as `DnsName("a.example")` or `IpAddress(192.0.2.1)`: the name alone.

@@ -95,6 +95,21 @@ pub fn url_value(u: &str) -> String {
     value(&url(u))
 }
 
+/// A URL that failed to parse, for its error message: cut and escaped, with
+/// everything between `://` (or the start, without one) and the LAST `@` of
+/// the whole text hidden. [`url`] finds the userinfo inside the authority,
+/// which is right for a valid URL; in a malformed one a password holding
+/// `/`, `?`, `#` (or a `,` that cut the field) moves the authority's end, so
+/// no guess about where the userinfo ends is trusted: if there is an `@`
+/// anywhere, all before it may be secret.
+pub fn malformed_url_value(u: &str) -> String {
+    let Some(at) = u.rfind('@') else {
+        return value(u);
+    };
+    let start = u[..at].find("://").map_or(0, |s| s + 3);
+    value(&format!("{}***{}", &u[..start], &u[at..]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,5 +148,81 @@ mod tests {
         assert!(shown.ends_with('…'));
         assert_eq!(bytes(b"\xff\x00ok"), "\u{fffd}\\u{0}ok");
         assert!(bytes(&[b'a'; 100_000]).ends_with('…'));
+    }
+}
+
+/// Issue 19 item 4 as a property: whatever a password holds, no error from
+/// the URL parser, the targets file or `-X` quotes it.
+#[cfg(test)]
+mod never_a_password {
+    use proptest::prelude::*;
+    use std::ffi::OsString;
+
+    /// Every 5-character window of `pw` that the input shows nowhere else
+    /// (a shorter one could be a word of the message by chance) is absent
+    /// from `message`.
+    fn assert_hidden(pw: &str, input: &str, message: &str) {
+        let rest = input.replacen(pw, "\u{0}", 1);
+        let chars: Vec<char> = pw.chars().collect();
+        for w in chars.windows(5) {
+            let w: String = w.iter().collect();
+            if rest.contains(&w) {
+                continue;
+            }
+            assert!(
+                !message.contains(&w),
+                "`{w}` of the password {pw:?} in: {message}"
+            );
+        }
+    }
+
+    fn cli_error(args: &[&str]) -> Option<String> {
+        let low = crate::cli::parse_low(args.iter().map(OsString::from));
+        match low.and_then(|l| crate::cli::to_config(l, None)) {
+            Err(e) => Some(e.0),
+            Ok(crate::cli::Command::Run(c)) => {
+                let props = c.kafka.map(|k| k.properties).unwrap_or_default();
+                let mut cfg = crate::kafka::KafkaConfig::default();
+                cfg.apply(&props).err()
+            }
+            Ok(_) => None,
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn no_error_quotes_a_password(
+            pw in "[ -~]{6,24}",
+            port in prop::sample::select(vec!["", ":8080", ":99999", ":x"]),
+        ) {
+            prop_assume!(pw.trim() == pw);
+            for url in [
+                format!("http://user:{pw}@host.test{port}/p"),
+                format!("https://{pw}@host.test{port}/"),
+                format!("user:{pw}@host.test/"),
+            ] {
+                prop_assume!(url.matches(pw.as_str()).count() == 1);
+                if let Err(e) = crate::url::parse(&url) {
+                    assert_hidden(&pw, &url, &e);
+                }
+                for line in [format!("5, {url}"), format!("5, {url}, name=x, ip=4")] {
+                    if let Err(e) = crate::targets::parse("t.csv", line.as_bytes()) {
+                        assert_hidden(&pw, &line, &e.to_string());
+                    }
+                }
+            }
+            for sep in ["=", ":", " ", ""] {
+                let arg = format!("sasl.password{sep}{pw}");
+                if let Some(e) = cli_error(&["-B", "k:1", "-X", &arg, "t.csv"]) {
+                    assert_hidden(&pw, &arg, &e);
+                }
+            }
+            let arg = format!("sasl.mechanism={pw}");
+            if let Some(e) = cli_error(&["-B", "k:1", "-X", &arg, "t.csv"]) {
+                assert_hidden(&pw, &arg, &e);
+            }
+        }
     }
 }

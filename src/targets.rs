@@ -296,14 +296,45 @@ fn check_fields(
     }
     let interval = std::str::from_utf8(fields[0])
         .map_err(|_| format!("interval `{}` is not valid UTF-8", redact::bytes(fields[0])))?;
-    let url = std::str::from_utf8(fields[1])
-        .map_err(|_| format!("URL `{}` is not valid UTF-8", redact::bytes(fields[1])))?;
+    let url = std::str::from_utf8(fields[1]).map_err(|_| {
+        format!(
+            "URL `{}` is not valid UTF-8",
+            redact::malformed_url_value(&String::from_utf8_lossy(fields[1]))
+        )
+    })?;
     let interval = parse_interval(interval)?;
-    let url = url::parse(url)?;
+    // An `@` after the URL field, other than in a known option's value: the
+    // URL may have been cut at a `,` of its password (`http://u:ab,cd@host/`
+    // is the fields `http://u:ab` and `cd@host/`), so what either error would
+    // quote may be a piece of that password. Then neither is quoted, only
+    // the likely cause.
+    let cut = fields[2..].iter().any(|f| {
+        let key = f
+            .split(|&b| b == b'=')
+            .next()
+            .unwrap_or_default()
+            .trim_ascii();
+        f.contains(&b'@')
+            && !(f.contains(&b'=') && OPTION_KEYS.split(", ").any(|k| k.as_bytes() == key))
+    });
+    let hidden = |what: &str| {
+        format!(
+            "{what} (not shown: a field after the URL holds an `@`, so the URL may have been cut at a `,` in its password; write a `,` in a password as %2C, or put the URL in \"…\")"
+        )
+    };
+    let url = match url::parse(url) {
+        Ok(url) => url,
+        Err(_) if cut => return Err(hidden("the URL is not valid")),
+        Err(e) => return Err(e),
+    };
     let spec = if fields.len() == 2 {
         defaults.clone()
     } else {
-        Arc::new(options(&fields[2..], defaults)?)
+        match options(&fields[2..], defaults) {
+            Ok(spec) => Arc::new(spec),
+            Err(_) if cut => return Err(hidden("an option after the URL is not valid")),
+            Err(e) => return Err(e),
+        }
     };
     Ok((interval, url, spec))
 }
@@ -396,6 +427,23 @@ fn options(fields: &[&[u8]], defaults: &Spec) -> Result<Spec, String> {
     Ok(spec)
 }
 
+/// Headers that frame the message or the connection, or name the host: the
+/// prober sets them itself from the method, the body and the URL. Sent by
+/// hand they contradict what is sent (`Content-Length: 10` on a GET with no
+/// body makes the server wait for 10 bytes and every probe time out), so
+/// `header=` and `--header` refuse them at load. Compared case-insensitively.
+pub const REFUSED_HEADERS: &[&str] = &[
+    "Host",
+    "Content-Length",
+    "Transfer-Encoding",
+    "Connection",
+    "TE",
+    "Trailer",
+    "Upgrade",
+    "Keep-Alive",
+    "Proxy-Connection",
+];
+
 /// `Name: value` → a valid header name and value. The value is never quoted
 /// in messages: it may be a token.
 pub fn header(text: &str) -> Result<(String, String), String> {
@@ -407,6 +455,20 @@ pub fn header(text: &str) -> Result<(String, String), String> {
         return Err(format!(
             "header name `{}` is not valid",
             redact::value(name)
+        ));
+    }
+    if let Some(refused) = REFUSED_HEADERS
+        .iter()
+        .find(|r| r.eq_ignore_ascii_case(name))
+    {
+        let why = if *refused == "Host" {
+            "the prober sends the URL's host (to reach another address, use resolve=)"
+        } else {
+            "it frames the message or the connection, which the prober does from the method and body"
+        };
+        return Err(format!(
+            "header `{refused}` cannot be set: {why} (refused: {})",
+            REFUSED_HEADERS.join(", ")
         ));
     }
     if ureq::http::HeaderValue::from_str(value).is_err() {
@@ -658,8 +720,27 @@ mod tests {
         let p = bad("2, http://u:TopSecret@127.0.0.1:99999/\n");
         assert_eq!(
             p,
-            vec!["t.csv:1: URL `http://u:***@127.0.0.1:99999/`: bad port \"99999\" (1-65535)"]
+            vec!["t.csv:1: URL `http://***@127.0.0.1:99999/`: bad port \"99999\" (1-65535)"]
         );
+    }
+
+    #[test]
+    fn a_password_cut_at_a_comma_or_not_utf8_is_never_quoted() {
+        let p = bad(
+            "2, http://u:Sec,ret@host.test/\n2, http://u:80,Secret@host.test/\n2, http://u:S\u{e9}c,ret@h/, name=x\n",
+        );
+        assert_eq!(p.len(), 3, "{p:?}");
+        for e in &p {
+            assert!(!e.contains("Sec") && !e.contains("ret"), "{e}");
+            assert!(e.contains("%2C"), "{e}");
+        }
+        // An `@` in a known option's value keeps the details.
+        let p = bad("2, http://a.test/, name=ops@site, ip=5\n");
+        assert!(p[0].contains("ip `5`"), "{p:?}");
+        let p = parse("t.csv", b"2, http://u:S\xffcret@h/\n")
+            .expect_err("not UTF-8")
+            .problems;
+        assert!(!p[0].contains("cret"), "{p:?}");
     }
 
     #[test]

@@ -54,8 +54,31 @@ impl TargetUrl {
 
 /// Checks an absolute http(s) URL. The error says what is wrong, quoting the
 /// URL with its credentials hidden.
+///
+/// A URL that fails is quoted by [`redact::malformed_url_value`] (everything
+/// before its last `@` hidden), and a piece of it (a port, a host) is quoted
+/// only if it lies after that `@`: in `http://u:Sec?ret@h/` the "port" is
+/// `Sec`, a piece of the password.
 pub fn parse(text: &str) -> Result<TargetUrl, String> {
-    let quoted = || redact::url_value(text);
+    let quoted = || redact::malformed_url_value(text);
+    let last_at = text.rfind('@');
+    // A piece of `text` for a message, or `***` if it may be secret.
+    let part = |piece: &str| -> String {
+        let offset = (piece.as_ptr() as usize).checked_sub(text.as_ptr() as usize);
+        match (offset, last_at) {
+            (Some(o), Some(at)) if o > at && o <= text.len() => redact::value(piece),
+            (Some(o), None) if o <= text.len() => redact::value(piece),
+            _ => "***".to_string(),
+        }
+    };
+    // Said when a piece is hidden: the likely cause and its fix.
+    let hint = |piece: &str| -> &'static str {
+        if part(piece) == "***" {
+            " (not shown: it may be part of a password; in a password, write `/` `?` `#` `@` `,` as %2F %3F %23 %40 %2C)"
+        } else {
+            ""
+        }
+    };
     if text.is_empty() {
         return Err("URL is empty".to_string());
     }
@@ -67,11 +90,19 @@ pub fn parse(text: &str) -> Result<TargetUrl, String> {
     };
     let scheme = &text[..scheme_end];
     if !(scheme.eq_ignore_ascii_case("http") || scheme.eq_ignore_ascii_case("https")) {
-        return Err(format!(
-            "URL `{}` has scheme `{}`; only http and https are probed",
-            quoted(),
-            redact::value(scheme)
-        ));
+        let plausible = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            && scheme
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b));
+        return Err(if plausible {
+            format!(
+                "URL `{}` has scheme `{}`; only http and https are probed",
+                quoted(),
+                redact::value(scheme)
+            )
+        } else {
+            format!("URL `{}` does not start with http:// or https://", quoted())
+        });
     }
     let rest = &text[scheme_end + 3..];
     let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
@@ -80,17 +111,41 @@ pub fn parse(text: &str) -> Result<TargetUrl, String> {
         Some(at) => (Some(&authority[..at]), &authority[at + 1..]),
         None => (None, authority),
     };
-    let (host, port) = split_host_port(hostport).map_err(|e| format!("URL `{}`: {e}", quoted()))?;
+    let (host, port) = split_host_port(hostport).map_err(|e| {
+        let what = match e {
+            HostPortError::Unclosed => "unclosed `[` in the IPv6 address".to_string(),
+            HostPortError::After(after) => format!(
+                "unexpected `{}` after the IPv6 address{}",
+                part(after),
+                hint(after)
+            ),
+        };
+        format!("URL `{}`: {what}", quoted())
+    })?;
     if host.is_empty() || host == "[]" {
         return Err(format!("URL `{}` has no host", quoted()));
     }
-    if let Some(p) = port {
-        check_port(p).map_err(|e| format!("URL `{}`: {e}", quoted()))?;
+    if let Some(p) = port
+        && !port_ok(p)
+    {
+        return Err(format!(
+            "URL `{}`: bad port \"{}\" (1-65535){}",
+            quoted(),
+            part(p),
+            hint(p)
+        ));
     }
     let ascii_host = if host.is_ascii() {
         host.to_string()
     } else {
-        idna_to_ascii(host).map_err(|e| format!("URL `{}`: {e}", quoted()))?
+        idna_to_ascii(host).map_err(|e| {
+            format!(
+                "URL `{}`: host `{}` {e}{}",
+                quoted(),
+                part(host),
+                hint(host)
+            )
+        })?
     };
     let mut request = String::with_capacity(text.len() + 16);
     request.push_str(&scheme.to_ascii_lowercase());
@@ -105,26 +160,30 @@ pub fn parse(text: &str) -> Result<TargetUrl, String> {
         request.push_str(p);
     }
     percent_encode_non_ascii(tail, &mut request);
+    // http's messages are fixed texts ("invalid uri character"): no piece quoted.
     request
         .parse::<ureq::http::Uri>()
         .map_err(|e| format!("URL `{}` is not valid: {e}", quoted()))?;
     Ok(TargetUrl::new(request, &redact::url(text)))
 }
 
+/// What is wrong with a `host[:port]`, the piece quoted given back.
+enum HostPortError<'a> {
+    Unclosed,
+    After(&'a str),
+}
+
 /// `host[:port]` or `[v6][:port]` → (host, port text if a ':' was there).
-fn split_host_port(hostport: &str) -> Result<(&str, Option<&str>), String> {
+fn split_host_port(hostport: &str) -> Result<(&str, Option<&str>), HostPortError<'_>> {
     if hostport.starts_with('[') {
         let Some(close) = hostport.find(']') else {
-            return Err("unclosed `[` in the IPv6 address".to_string());
+            return Err(HostPortError::Unclosed);
         };
         let (host, after) = hostport.split_at(close + 1);
         return match after.strip_prefix(':') {
             Some(port) => Ok((host, Some(port))),
             None if after.is_empty() => Ok((host, None)),
-            None => Err(format!(
-                "unexpected `{}` after the IPv6 address",
-                redact::value(after)
-            )),
+            None => Err(HostPortError::After(after)),
         };
     }
     Ok(match hostport.rsplit_once(':') {
@@ -133,15 +192,12 @@ fn split_host_port(hostport: &str) -> Result<(&str, Option<&str>), String> {
     })
 }
 
-fn check_port(p: &str) -> Result<(), String> {
-    let bad = || format!("bad port \"{}\" (1-65535)", redact::value(p));
-    if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) || p.len() > 5 {
-        return Err(bad());
-    }
-    match p.parse::<u32>() {
-        Ok(n) if (1..=65535).contains(&n) => Ok(()),
-        _ => Err(bad()),
-    }
+/// A port is 1-65535, digits only.
+fn port_ok(p: &str) -> bool {
+    !p.is_empty()
+        && p.len() <= 5
+        && p.bytes().all(|b| b.is_ascii_digit())
+        && p.parse::<u32>().is_ok_and(|n| (1..=65535).contains(&n))
 }
 
 /// Percent-encodes every non-ASCII byte (UTF-8), as browsers do for paths.
@@ -166,20 +222,12 @@ fn idna_to_ascii(host: &str) -> Result<String, String> {
             continue;
         }
         if label.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            return Err(format!(
-                "host `{}` has a control or space character",
-                redact::value(host)
-            ));
+            return Err("has a control or space character".to_string());
         }
         let encoded = punycode(label)
             .map(|p| format!("xn--{p}"))
             .filter(|l| l.len() <= 63)
-            .ok_or_else(|| {
-                format!(
-                    "host label `{}` is too long for DNS once punycode-encoded",
-                    redact::value(label)
-                )
-            })?;
+            .ok_or_else(|| "has a label too long for DNS once punycode-encoded".to_string())?;
         labels.push(encoded);
     }
     Ok(labels.join("."))
@@ -319,6 +367,39 @@ mod tests {
         assert!(!format!("{u:?}").contains("TopSecret"), "{u:?}");
         let e = parse("http://admin:TopSecret@127.0.0.1:99999/").expect_err("bad port");
         assert!(!e.contains("TopSecret"), "{e}");
+    }
+
+    /// Issue 19 fault 7: a password holding `?`, `#`, `/` or `@` made the
+    /// authority end early and its piece was quoted as a "port".
+    #[test]
+    fn passwords_with_delimiters_are_never_quoted() {
+        for pw in ["Sec?ret", "Sec#ret", "Sec/ret", "Sec?r/e#t@x"] {
+            for url in [
+                format!("http://user:{pw}@host.test/"),
+                format!("https://user:{pw}@host.test:99999/p?q=1"),
+                format!("user:{pw}@host.test/"),
+                format!("ftp://user:{pw}@host.test/"),
+                format!("http://user:{pw}@[::1/"),
+            ] {
+                let e = parse(&url).expect_err(&url);
+                assert!(!e.contains("Sec") && !e.contains("ret"), "{url}: {e}");
+            }
+        }
+        let e = parse("http://user:Sec?ret@host.test/").expect_err("port Sec");
+        assert_eq!(
+            e,
+            "URL `http://***@host.test/`: bad port \"***\" (1-65535) (not shown: it may be part of a password; in a password, write `/` `?` `#` `@` `,` as %2F %3F %23 %40 %2C)"
+        );
+        // `@` in a password is inside the authority: the URL is valid, shown without it.
+        let u = parse("http://user:Sec@ret@host.test/").expect("last @ ends the userinfo");
+        assert_eq!(u.shown(), "http://user:***@host.test/");
+        let e = parse("http://user:Sec@ret@host.test:0/").expect_err("port 0");
+        assert!(e.contains("bad port \"0\"") && !e.contains("Sec"), "{e}");
+        // `http://Sec?ret@h/` is a valid URL (host `Sec`, query `ret@h/`, as
+        // RFC 3986 and curl read it): not an error, nothing to hide in one.
+        // Without any `@`, pieces are quoted as before.
+        let e = parse("http://host.test:abc/").expect_err("abc");
+        assert!(e.ends_with("bad port \"abc\" (1-65535)"), "{e}");
     }
 
     #[test]

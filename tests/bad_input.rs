@@ -119,7 +119,7 @@ fn bad_targets_files_list_every_bad_line() {
         (
             "secret.csv",
             b"2, http://admin:TopSecret@127.0.0.1:0/\n",
-            &[":1: URL `http://admin:***@127.0.0.1:0/`: bad port \"0\" (1-65535)"],
+            &[":1: URL `http://***@127.0.0.1:0/`: bad port \"0\" (1-65535)"],
         ),
         (
             "escapes.csv",
@@ -316,4 +316,87 @@ fn help_and_version() {
     let out = run(&["-V"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("latency-logger "));
+}
+
+/// Issue 19 fault 6: a framing header set by hand made every probe wait to
+/// its timeout. Each is refused at load, named with its line, whatever its
+/// case, and its value is never quoted; `--header` refuses them the same way.
+#[test]
+fn framing_headers_are_refused_at_load() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let names = [
+        "Content-Length",
+        "transfer-encoding",
+        "CONNECTION",
+        "TE",
+        "Trailer",
+        "Upgrade",
+        "Keep-Alive",
+        "Proxy-Connection",
+        "Host",
+    ];
+    let mut text = String::from("5, http://127.0.0.1:1/, header=X-Fine: ok\n");
+    for (i, n) in names.iter().enumerate() {
+        text.push_str(&format!("5, http://127.0.0.1:1/, header={n}: v4lue{i}x\n"));
+    }
+    let path = write(dir.path(), "framing.csv", text.as_bytes());
+    for args in [vec![path.as_str()], vec!["--check", path.as_str()]] {
+        let out = run(&args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "nothing may start: {args:?}");
+        assert_eq!(err.lines().count(), names.len(), "{err}");
+        for (i, n) in names.iter().enumerate() {
+            let line = i + 2;
+            let shown = n.to_ascii_lowercase();
+            assert!(
+                err.lines()
+                    .any(|l| l.contains(&format!("{path}:{line}: header `"))
+                        && l.to_ascii_lowercase()
+                            .contains(&format!("`{shown}` cannot be set"))),
+                "line {line} ({n}) not named in:\n{err}"
+            );
+        }
+        assert!(!err.contains("v4lue"), "a header value is quoted:\n{err}");
+    }
+    let ok = write(dir.path(), "ok.csv", b"5, http://127.0.0.1:1/\n");
+    for n in ["Content-Length", "transfer-encoding", "Host"] {
+        let flag = format!("{n}: s3cr3tv4lue");
+        let out = run(&["--check", "--header", &flag, &ok]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "--header {n}: {err}");
+        assert!(
+            err.contains("--header: header `") && err.contains("cannot be set"),
+            "--header {n}: {err}"
+        );
+        assert!(!err.contains("s3cr3tv4lue"), "{err}");
+    }
+}
+
+/// Issue 19 fault 7: a password holding `?`, `#`, `/` or `,` was quoted as a
+/// "port", and a `-X` pair with `:` for `=` was echoed whole.
+#[test]
+fn passwords_in_bad_input_are_never_echoed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(
+        dir.path(),
+        "pw.csv",
+        b"2, http://user:Sec?ret9@127.0.0.1:1/\n2, http://user:Sec#ret9@127.0.0.1:1/\n2, http://user:Sec/ret9@127.0.0.1:1/\n2, http://user:Sec,ret9@127.0.0.1:1/\n",
+    );
+    let out = run(&["--check", &path]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 4, "{err}");
+    for line in 1..=4 {
+        assert!(err.contains(&format!("{path}:{line}: ")), "{line}: {err}");
+    }
+    assert!(!err.contains("Sec") && !err.contains("ret9"), "{err}");
+    let ok = write(dir.path(), "ok.csv", b"5, http://127.0.0.1:1/\n");
+    for arg in ["sasl.password:hunter2", "sasl.password hunter2", "=hunter2"] {
+        let out = run(&["--check", "-B", "127.0.0.1:1", "-X", arg, &ok]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{arg}: {err}");
+        assert!(err.contains("-X: "), "{arg}: {err}");
+        assert!(!err.contains("hunter2"), "{arg}: {err}");
+    }
 }

@@ -322,7 +322,31 @@ fn https_to_a_plain_http_server_is_tls_error() {
     let r = prober(short()).probe(&format!("https://127.0.0.1:{port}/"));
     assert_eq!(r.error_kind, Some(ErrorKind::Tls), "{r:?}");
     assert!(r.total < 1.0, "{r:?}");
+    let msg = r.error.as_deref().unwrap_or_default();
+    assert!(msg.contains("not TLS (is this port plain HTTP?)"), "{msg}");
+    // Nothing was negotiated: no version, cipher or ALPN.
+    assert!(
+        r.tls_version.is_none() && r.tls_cipher.is_none() && r.alpn.is_none(),
+        "{r:?}"
+    );
     server.join().unwrap();
+}
+
+/// Issue 19 fault 8: a certificate over rustls' 64 KiB handshake message
+/// limit was reported "not TLS" beside `tls_version: TLSv1.3`.
+#[test]
+fn a_certificate_over_the_size_limit_is_named_and_negotiates_nothing() {
+    let s = HttpsServer::start_with(Cert::Huge);
+    let r = prober(with_ca(&s)).probe(&s.url("/fixed"));
+    assert_eq!(r.error_kind, Some(ErrorKind::Tls), "{r:?}");
+    let msg = r.error.as_deref().unwrap_or_default();
+    assert!(msg.contains("over the 64 KiB limit"), "{msg}");
+    assert!(!msg.contains("not TLS"), "{msg}");
+    assert!(
+        r.tls_version.is_none() && r.tls_cipher.is_none() && r.alpn.is_none(),
+        "{r:?}"
+    );
+    assert_eq!((r.code, r.appconnect), (0, 0.0), "{r:?}");
 }
 
 /// One-connection raw server: reads the request head, writes `reply`, closes.

@@ -82,9 +82,11 @@ impl SaslMechanism {
             "PLAIN" => Ok(SaslMechanism::Plain),
             "SCRAM-SHA-256" => Ok(SaslMechanism::ScramSha256),
             "SCRAM-SHA-512" => Ok(SaslMechanism::ScramSha512),
-            _ => Err(format!(
-                "unsupported SASL mechanism {s:?} (use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)"
-            )),
+            // The value is not quoted: every `sasl.*` value is treated as secret.
+            _ => Err(
+                "unsupported SASL mechanism (use PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)"
+                    .to_string(),
+            ),
         }
     }
 }
@@ -209,7 +211,111 @@ fn parse_bool(key: &str, value: &str) -> Result<bool, String> {
     }
 }
 
+/// The property names [`KafkaConfig::set`] knows (every arm of its match).
+pub const KNOWN_KEYS: &[&str] = &[
+    "bootstrap.servers",
+    "metadata.broker.list",
+    "topic",
+    "client.id",
+    "security.protocol",
+    "sasl.mechanism",
+    "sasl.mechanisms",
+    "sasl.username",
+    "sasl.password",
+    "ssl.ca.location",
+    "ssl.certificate.location",
+    "ssl.key.location",
+    "linger.ms",
+    "queue.buffering.max.ms",
+    "acks",
+    "request.required.acks",
+    "compression.type",
+    "compression.codec",
+    "message.timeout.ms",
+    "request.timeout.ms",
+    "retry.backoff.ms",
+    "retry.backoff.max.ms",
+    "batch.size",
+    "batch.num.bytes",
+    "queue.buffering.max.messages",
+    "enable.idempotence",
+    "allow.auto.create.topics",
+];
+
+/// Words that make a property's value secret wherever they are in its name.
+const SECRET_WORDS: &[&str] = &["password", "secret", "token", "jaas", "credential"];
+
+/// Whether a property's value may be a secret and must never be quoted:
+/// `*.password`, `*.secret`, every `sasl.*` and `ssl.key.*` (except
+/// `ssl.key.location`, a file name), and any name holding a word of
+/// [`SECRET_WORDS`].
+pub fn is_secret_key(key: &str) -> bool {
+    let k = key.trim().to_ascii_lowercase();
+    k.starts_with("sasl.")
+        || (k.starts_with("ssl.key.") && k != "ssl.key.location")
+        || SECRET_WORDS.iter().any(|w| k.contains(w))
+}
+
+/// A property name for a message, never more than can be shown safely: a
+/// known name it starts with (then `…` if there is more), else its leading
+/// name characters (letters, digits, `.`, `_`, `-`) cut after a secret word,
+/// else nothing. `sasl.password:hunter2` → `sasl.password…`.
+pub fn shown_key(key: &str) -> String {
+    let key = key.trim();
+    let more = |shown: &str| {
+        if shown.len() < key.len() {
+            format!("{shown}…")
+        } else {
+            shown.to_string()
+        }
+    };
+    let known = known_key_shown(key);
+    if !known.is_empty() {
+        return known;
+    }
+    let name_len = key
+        .bytes()
+        .position(|b| !(b.is_ascii_alphanumeric() || b"._-".contains(&b)))
+        .unwrap_or(key.len());
+    let mut name = &key[..name_len];
+    let lower = name.to_ascii_lowercase();
+    if let Some(end) = SECRET_WORDS
+        .iter()
+        .filter_map(|w| lower.find(w).map(|at| at + w.len()))
+        .min()
+    {
+        name = &name[..end];
+    }
+    more(name)
+}
+
+/// The longest known property name `text` starts with (`…` after it if
+/// there is more), else "": for text that is not known to be a name at all
+/// (a `-X` argument without `=` may be a bare password).
+pub fn known_key_shown(text: &str) -> String {
+    let text = text.trim();
+    match KNOWN_KEYS
+        .iter()
+        .filter(|k| text.starts_with(**k))
+        .max_by_key(|k| k.len())
+    {
+        Some(k) if k.len() < text.len() => format!("{k}…"),
+        Some(k) => (*k).to_string(),
+        None => String::new(),
+    }
+}
+
 impl KafkaConfig {
+    /// Applies `-X`-style properties in order; the error names the property
+    /// as [`shown_key`] does and never quotes a secret value.
+    pub fn apply(&mut self, properties: &[(String, String)]) -> Result<(), String> {
+        for (key, value) in properties {
+            self.set(key, value)
+                .map_err(|e| format!("Kafka setting {}: {e}", shown_key(key)))?;
+        }
+        Ok(())
+    }
+
     /// A config with defaults and these bootstrap brokers.
     pub fn new(bootstrap: &str) -> Self {
         KafkaConfig {
@@ -229,9 +335,24 @@ impl KafkaConfig {
         })
     }
 
-    /// Set one librdkafka-named property, as given by `-X key=value`.
+    /// Set one librdkafka-named property, as given by `-X key=value`. The
+    /// error quotes the value only if its key is not secret ([`is_secret_key`]).
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
         let k = key.trim();
+        if !KNOWN_KEYS.contains(&k) {
+            return Err(format!("unknown Kafka property `{}`", shown_key(k)));
+        }
+        self.set_checked(k, value).map_err(|e| {
+            // sasl.mechanism's message quotes no value and says what to use.
+            if is_secret_key(k) && !k.starts_with("sasl.mechanism") {
+                format!("not a valid value for {} (value not shown)", shown_key(k))
+            } else {
+                e
+            }
+        })
+    }
+
+    fn set_checked(&mut self, k: &str, value: &str) -> Result<(), String> {
         match k {
             "bootstrap.servers" | "metadata.broker.list" => {
                 self.bootstrap = split_list(value);
@@ -291,7 +412,7 @@ impl KafkaConfig {
             "queue.buffering.max.messages" => self.buffer = parse_usize(k, value)?,
             "enable.idempotence" => self.enable_idempotence = parse_bool(k, value)?,
             "allow.auto.create.topics" => self.create_topic = parse_bool(k, value)?,
-            _ => return Err(format!("unknown Kafka property {k:?}")),
+            _ => return Err(format!("unknown Kafka property `{}`", shown_key(k))),
         }
         Ok(())
     }
@@ -498,6 +619,35 @@ mod tests {
     }
 
     #[test]
+    fn secret_values_and_keys_are_never_quoted() {
+        let mut c = KafkaConfig::default();
+        // Every known name is one `set` takes.
+        for key in KNOWN_KEYS {
+            if let Err(e) = c.set(key, "x") {
+                assert!(!e.contains("unknown"), "{key}: {e}");
+            }
+        }
+        let e = c
+            .apply(&[("sasl.password:hunter2".into(), "x".into())])
+            .unwrap_err();
+        assert_eq!(
+            e,
+            "Kafka setting sasl.password…: unknown Kafka property `sasl.password…`"
+        );
+        let e = c
+            .apply(&[("x.token.hunter2".into(), "v".into())])
+            .unwrap_err();
+        assert!(!e.contains("hunter2"), "{e}");
+        assert!(is_secret_key("sasl.username") && is_secret_key("ssl.key.password"));
+        assert!(is_secret_key("a.secret") && !is_secret_key("linger.ms"));
+        assert!(!is_secret_key("ssl.key.location") && is_secret_key("sasl.mechanism"));
+        assert_eq!(shown_key("linger.ms:5"), "linger.ms…");
+        assert_eq!(known_key_shown("sasl.passwordhunter2"), "sasl.password…");
+        assert_eq!(known_key_shown("hunter2hunter2"), "");
+        assert_eq!(shown_key("my.passwordhunter2"), "my.password…");
+    }
+
+    #[test]
     fn unknown_and_bad_values_are_named() {
         let mut c = KafkaConfig::default();
         let e = c.set("fetch.wait.max.ms", "1").unwrap_err();
@@ -519,7 +669,10 @@ mod tests {
         let e = c.set("compression.type", "lz4").unwrap_err();
         assert!(e.contains("lz4"), "{e}");
         let e = c.set("sasl.mechanism", "GSSAPI").unwrap_err();
-        assert!(e.contains("GSSAPI"), "{e}");
+        assert!(
+            e.contains("unsupported SASL mechanism") && !e.contains("GSSAPI"),
+            "{e}"
+        );
     }
 
     #[test]

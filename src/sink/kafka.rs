@@ -307,10 +307,7 @@ pub fn start(args: &crate::cli::KafkaArgs) -> Result<KafkaSink, StartError> {
     use crate::report::{Framing, SCHEMA_JSON};
 
     let mut cfg = KafkaConfig::default();
-    for (key, value) in &args.properties {
-        cfg.set(key, value)
-            .map_err(|e| StartError::Config(format!("Kafka setting {key}: {e}")))?;
-    }
+    cfg.apply(&args.properties).map_err(StartError::Config)?;
     cfg.topic = args.topic.clone();
     cfg.flush_timeout = args.flush_timeout;
     cfg.create_topic = cfg.create_topic || args.create_topic;

@@ -312,6 +312,10 @@ pub enum Cert {
     NotYetValid,
     /// A leaf signed by the test CA for `other.test` only.
     WrongName,
+    /// A valid leaf naming 1,500 extra hosts (~42 KB: one certificate cannot
+    /// pass 64 KiB, webpki's DER lengths stop there), sent twice in its
+    /// chain: a Certificate message over the 64 KiB limit of rustls.
+    Huge,
 }
 
 impl HttpsServer {
@@ -323,10 +327,14 @@ impl HttpsServer {
     #[allow(dead_code)] // used by e2e, probe
     pub fn start_with(kind: Cert) -> HttpsServer {
         let certs = TestCerts::generate(kind);
-        let chain = if kind == Cert::SelfSigned {
-            vec![certs.ca_der.clone()]
-        } else {
-            vec![certs.leaf_der.clone(), certs.ca_der.clone()]
+        let chain = match kind {
+            Cert::SelfSigned => vec![certs.ca_der.clone()],
+            Cert::Huge => vec![
+                certs.leaf_der.clone(),
+                certs.ca_der.clone(),
+                certs.leaf_der.clone(),
+            ],
+            _ => vec![certs.leaf_der.clone(), certs.ca_der.clone()],
         };
         let key = if kind == Cert::SelfSigned {
             certs.ca_key_der.clone()
@@ -414,11 +422,14 @@ impl TestCerts {
         let ca_cert = ca_params.self_signed(&ca_key).expect("CA cert");
 
         let leaf_key = KeyPair::generate().expect("leaf key");
-        let leaf_names = if kind == Cert::WrongName {
+        let mut leaf_names = if kind == Cert::WrongName {
             vec!["other.test".to_string()]
         } else {
             vec!["localhost".to_string(), "127.0.0.1".to_string()]
         };
+        if kind == Cert::Huge {
+            leaf_names.extend((0..1500).map(|i| format!("host-{i:05}.padding.example")));
+        }
         let mut leaf_params = CertificateParams::new(leaf_names).expect("leaf params");
         leaf_params
             .distinguished_name
@@ -432,7 +443,7 @@ impl TestCerts {
                 leaf_params.not_before = rcgen::date_time_ymd(2090, 1, 1);
                 leaf_params.not_after = rcgen::date_time_ymd(2091, 1, 1);
             }
-            Cert::Signed | Cert::SelfSigned | Cert::WrongName => {}
+            Cert::Signed | Cert::SelfSigned | Cert::WrongName | Cert::Huge => {}
         }
         let ca_key_der = ca_key.serialize_der();
         let issuer = Issuer::new(ca_params, ca_key);
