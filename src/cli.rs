@@ -483,7 +483,7 @@ pub struct Config {
     pub buffer: usize,
     pub file: PathBuf,
     /// Present when `-B` (or `-X bootstrap.servers=`) asks for the Kafka sink.
-    pub kafka: Option<KafkaArgs>,
+    pub kafka: Option<KafkaSettings>,
     /// Between INFO lines with counts; None = off.
     pub stats_interval: Option<Duration>,
     /// Who probes (`source` in every record).
@@ -539,18 +539,23 @@ fn labels(raw: &[String]) -> Result<Vec<(String, String)>, UsageError> {
     Ok(out)
 }
 
-/// Kafka sink settings, still in librdkafka's names for the producer to apply.
-#[derive(Clone)]
-pub struct KafkaArgs {
-    pub topic: String,
-    pub schema_registry: Option<String>,
-    pub flush_timeout: Duration,
-    pub create_topic: bool,
+/// The Kafka output, complete and checked: the producer's settings (every
+/// `-X` and dedicated flag applied and validated, TLS files read), the
+/// registry, the spool. The sink starts from this and checks nothing again.
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    pub producer: crate::kafka::Checked,
+    pub schema_registry: Option<crate::registry::Registry>,
     /// Also print JSON lines on stdout.
     pub also_stdout: bool,
-    pub properties: Vec<(String, String)>,
     /// `--spool DIR` and its settings.
     pub spool: Option<SpoolArgs>,
+}
+
+impl KafkaSettings {
+    pub fn topic(&self) -> &str {
+        &self.producer.config().topic
+    }
 }
 
 /// The disk spool's settings (see `crate::spool`).
@@ -607,39 +612,6 @@ fn spool_args(low: &LowArgs) -> Result<Option<SpoolArgs>, UsageError> {
         sync_every: Duration::from_millis(sync_ms),
         max_bytes,
     }))
-}
-
-impl std::fmt::Debug for KafkaArgs {
-    /// Secrets never reach logs: passwords are redacted.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let props: Vec<(&str, &str)> = self
-            .properties
-            .iter()
-            .map(|(k, v)| {
-                let secret = k.contains("password") || k.contains("secret");
-                (k.as_str(), if secret { "<redacted>" } else { v.as_str() })
-            })
-            .collect();
-        f.debug_struct("KafkaArgs")
-            .field("topic", &self.topic)
-            .field(
-                "schema_registry",
-                &self.schema_registry.as_deref().map(redact_url),
-            )
-            .field("flush_timeout", &self.flush_timeout)
-            .field("create_topic", &self.create_topic)
-            .field("spool", &self.spool)
-            .field("properties", &props)
-            .finish()
-    }
-}
-
-/// A URL with any `user:password@` replaced, for messages.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}<redacted>@{}", &url[..s + 3], &url[at + 1..]),
-        _ => url.to_string(),
-    }
 }
 
 /// Validates raw flags. `password_env` is `$LATENCY_LOGGER_SASL_PASSWORD`
@@ -701,15 +673,8 @@ pub fn to_config(low: LowArgs, password_env: Option<String>) -> Result<Command, 
     };
     let file = low
         .file
+        .clone()
         .ok_or_else(|| UsageError("missing the targets FILE argument".to_string()))?;
-    let wants_kafka = low.kafka.iter().any(|(k, _)| k == "bootstrap.servers");
-    let kafka_only = low.topic.is_some()
-        || low.schema_registry.is_some()
-        || low.sasl_password_file.is_some()
-        || low.create_topic
-        || low.also_stdout
-        || low.spool.is_some()
-        || !low.kafka.is_empty();
     let stats_interval = seconds(
         low.stats_interval.as_deref(),
         "--stats-interval",
@@ -717,64 +682,7 @@ pub fn to_config(low: LowArgs, password_env: Option<String>) -> Result<Command, 
         true,
     )?;
     let stats_interval = (!stats_interval.is_zero()).then_some(stats_interval);
-    let kafka = if wants_kafka {
-        let mut properties = low.kafka;
-        if low.buffer.is_some() {
-            properties.push((
-                "queue.buffering.max.messages".to_string(),
-                buffer.to_string(),
-            ));
-        }
-        if let Some(path) = &low.sasl_password_file {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                UsageError(format!(
-                    "--sasl-password-file: cannot read {}: {e}",
-                    path.display()
-                ))
-            })?;
-            properties.push((
-                "sasl.password".to_string(),
-                text.trim_end_matches(['\r', '\n']).to_string(),
-            ));
-        } else if let Some(pw) = password_env {
-            properties.push(("sasl.password".to_string(), pw));
-        }
-        if let Some(url) = &low.schema_registry
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
-            return Err(UsageError(format!(
-                "-S/--schema-registry: `{}` is not an http(s) URL",
-                redact_url(url)
-            )));
-        }
-        let topic = low.topic.unwrap_or_else(|| "monitoring".to_string());
-        if topic.is_empty()
-            || topic.len() > 249
-            || !topic
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-        {
-            return Err(UsageError(format!(
-                "-T/--topic: `{topic}` is not a valid Kafka topic name (1-249 of a-z A-Z 0-9 . _ -)"
-            )));
-        }
-        Some(KafkaArgs {
-            topic,
-            schema_registry: low.schema_registry,
-            flush_timeout,
-            create_topic: low.create_topic,
-            also_stdout: low.also_stdout,
-            properties,
-            spool,
-        })
-    } else if kafka_only {
-        return Err(UsageError(
-            "Kafka options given without -B/--bootstrap-servers (which enables the Kafka sink)"
-                .to_string(),
-        ));
-    } else {
-        None
-    };
+    let kafka = kafka_settings(&low, buffer, flush_timeout, spool, password_env)?;
     let config = Box::new(Config {
         verbose: low.verbose,
         queue,
@@ -800,6 +708,107 @@ pub fn to_config(low: LowArgs, password_env: Option<String>) -> Result<Command, 
     } else {
         Command::Run(config)
     })
+}
+
+/// Kafka keys that enable the Kafka output (`-B` sets the first).
+const BROKER_KEYS: [&str; 2] = ["bootstrap.servers", "metadata.broker.list"];
+
+/// The Kafka output when `-B` (or `-X bootstrap.servers=` /
+/// `metadata.broker.list=`) asks for it: every setting applied in the order
+/// given and checked as a run checks it, so `--check` fails exactly where a
+/// run would. Kafka-only flags without brokers are an error.
+fn kafka_settings(
+    low: &LowArgs,
+    buffer: usize,
+    flush_timeout: Duration,
+    spool: Option<SpoolArgs>,
+    password_env: Option<String>,
+) -> Result<Option<KafkaSettings>, UsageError> {
+    let wants_kafka = low
+        .kafka
+        .iter()
+        .any(|(k, _)| BROKER_KEYS.contains(&k.as_str()));
+    if !wants_kafka {
+        let kafka_only = low.topic.is_some()
+            || low.schema_registry.is_some()
+            || low.sasl_password_file.is_some()
+            || low.create_topic
+            || low.also_stdout
+            || low.spool.is_some()
+            || !low.kafka.is_empty();
+        if kafka_only {
+            return Err(UsageError(
+                "Kafka options given without -B/--bootstrap-servers (which enables the Kafka sink)"
+                    .to_string(),
+            ));
+        }
+        return Ok(None);
+    }
+    // One owner per setting: the topic is -T's (with -X topic= as its alias).
+    let x_topic = low.kafka.iter().rev().find(|(k, _)| k == "topic");
+    if let (Some(_), Some(_)) = (&low.topic, x_topic) {
+        return Err(UsageError(
+            "-T/--topic and -X topic= both set the topic: give one of them".to_string(),
+        ));
+    }
+    let topic = match (&low.topic, x_topic) {
+        (Some(t), _) => t.clone(),
+        (None, Some((_, t))) => t.trim().to_string(),
+        (None, None) => "monitoring".to_string(),
+    };
+    if topic.is_empty()
+        || topic.len() > 249
+        || !topic
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    {
+        return Err(UsageError(format!(
+            "-T/--topic: `{}` is not a valid Kafka topic name (1-249 of a-z A-Z 0-9 . _ -)",
+            crate::redact::value(&topic)
+        )));
+    }
+    let mut cfg = crate::kafka::KafkaConfig::default();
+    cfg.apply(&low.kafka).map_err(UsageError)?;
+    if low.buffer.is_some() {
+        cfg.buffer = buffer;
+    }
+    if let Some(path) = &low.sasl_password_file {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            UsageError(format!(
+                "--sasl-password-file: cannot read {}: {e}",
+                path.display()
+            ))
+        })?;
+        cfg.set("sasl.password", text.trim_end_matches(['\r', '\n']))
+            .map_err(UsageError)?;
+    } else if let Some(pw) = password_env {
+        cfg.set("sasl.password", &pw).map_err(UsageError)?;
+    }
+    cfg.topic = topic;
+    cfg.flush_timeout = flush_timeout;
+    cfg.create_topic = cfg.create_topic || low.create_topic;
+    let missing_password = cfg.sasl_password_missing();
+    let producer = crate::kafka::Checked::new(cfg).map_err(|e| {
+        let hint = if missing_password {
+            format!(" (set ${PASSWORD_ENV} or give --sasl-password-file)")
+        } else {
+            String::new()
+        };
+        UsageError(format!("Kafka settings: {e}{hint}"))
+    })?;
+    let schema_registry = match &low.schema_registry {
+        None => None,
+        Some(url) => Some(
+            crate::registry::Registry::parse(url)
+                .map_err(|e| UsageError(format!("-S/--schema-registry: {e}")))?,
+        ),
+    };
+    Ok(Some(KafkaSettings {
+        producer,
+        schema_registry,
+        also_stdout: low.also_stdout,
+        spool,
+    }))
 }
 
 /// A positive whole number, at most `max`.
@@ -990,10 +999,7 @@ mod tests {
         assert!(c.kafka.is_none());
         let c = config(&["-B", "k:1", "--buffer", "7", "t.csv"]);
         let k = c.kafka.expect("kafka");
-        assert!(
-            k.properties
-                .contains(&("queue.buffering.max.messages".into(), "7".into()))
-        );
+        assert_eq!(k.producer.config().buffer, 7);
     }
 
     #[test]
@@ -1062,24 +1068,18 @@ mod tests {
             "--linger-ms",
             "30",
             "--security-protocol",
-            "sasl_ssl",
+            "ssl",
             "t.csv",
         ]);
         let k = c.kafka.expect("kafka");
-        assert_eq!(k.topic, "probes");
-        assert_eq!(
-            k.properties,
-            vec![
-                (
-                    "bootstrap.servers".to_string(),
-                    "k1:9092,k2:9092".to_string()
-                ),
-                ("acks".to_string(), "1".to_string()),
-                ("linger.ms".to_string(), "20".to_string()),
-                ("linger.ms".to_string(), "30".to_string()),
-                ("security.protocol".to_string(), "sasl_ssl".to_string()),
-            ]
-        );
+        assert_eq!(k.topic(), "probes");
+        let p = k.producer.config();
+        assert_eq!(p.bootstrap, ["k1:9092", "k2:9092"]);
+        assert_eq!(p.acks, crate::kafka::Acks::Leader);
+        // In the order given: the last one wins.
+        assert_eq!(p.linger, Duration::from_millis(30));
+        assert_eq!(p.security_protocol, crate::kafka::SecurityProtocol::Ssl);
+        assert!(k.producer.tls().is_some());
     }
 
     #[test]
@@ -1123,21 +1123,25 @@ mod tests {
 
     #[test]
     fn password_from_env_is_redacted_in_debug() {
-        let low = parse_low(["-B", "k:1", "--sasl-username", "u", "t.csv"].map(OsString::from))
-            .expect("low");
+        let args = [
+            "-B",
+            "k:1",
+            "--security-protocol",
+            "sasl_plaintext",
+            "--sasl-mechanism",
+            "PLAIN",
+            "--sasl-username",
+            "u",
+            "t.csv",
+        ];
+        let low = parse_low(args.map(OsString::from)).expect("low");
         let Command::Run(c) = to_config(low, Some("hunter2".into())).expect("ok") else {
             panic!()
         };
         let k = c.kafka.expect("kafka");
-        assert!(
-            k.properties
-                .contains(&("sasl.password".into(), "hunter2".into()))
-        );
+        let sasl = k.producer.config().sasl.clone().expect("sasl");
+        assert_eq!(sasl.password, "hunter2");
         assert!(!format!("{k:?}").contains("hunter2"));
-        assert_eq!(
-            redact_url("https://u:p@reg:8081/"),
-            "https://<redacted>@reg:8081/"
-        );
     }
 
     #[test]

@@ -50,21 +50,16 @@ pub fn summary(config: &Config, targets: &[Target]) -> String {
     let output = match &config.kafka {
         None => "JSON lines on stdout".to_string(),
         Some(k) => {
-            let brokers = k
-                .properties
-                .iter()
-                .rev()
-                .find(|(key, _)| key == "bootstrap.servers")
-                .map_or("", |(_, v)| v.as_str());
+            let brokers = k.producer.config().bootstrap.join(",");
             let registry = k
                 .schema_registry
-                .as_deref()
-                .map(|r| format!(", schema registry {}", redact::url_value(r)))
+                .as_ref()
+                .map(|r| format!(", schema registry {r:?}"))
                 .unwrap_or_default();
             format!(
                 "Kafka {} topic {}{registry}",
-                redact::value(brokers),
-                k.topic
+                redact::value(&brokers),
+                k.topic()
             )
         }
     };

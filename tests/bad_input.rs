@@ -400,3 +400,119 @@ fn passwords_in_bad_input_are_never_echoed() {
         assert!(!err.contains("hunter2"), "{arg}: {err}");
     }
 }
+
+/// `--check` builds what a run builds: every Kafka setting that makes a run
+/// exit 2 makes `--check` exit 2 with the same message (one bad value for
+/// every property the producer knows, and an unknown one).
+#[test]
+fn check_rejects_every_bad_kafka_setting_a_run_rejects() {
+    use latency_logger::kafka::config::KNOWN_KEYS;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = write(dir.path(), "t.csv", b"5, http://127.0.0.1:1/\n");
+    let garbage = write(dir.path(), "garbage.pem", b"not a certificate\n");
+    let ssl = "security.protocol=ssl";
+    let cases: &[(&str, &[&str])] = &[
+        ("bootstrap.servers", &["bootstrap.servers=nohostport"]),
+        ("metadata.broker.list", &["metadata.broker.list=nohostport"]),
+        ("topic", &["topic=a b"]),
+        ("client.id", &["client.id="]),
+        ("security.protocol", &["security.protocol=tls"]),
+        ("sasl.mechanism", &["sasl.mechanism=GSSAPI"]),
+        ("sasl.mechanisms", &["sasl.mechanisms=GSSAPI"]),
+        ("sasl.username", &["sasl.username=u"]),
+        ("sasl.password", &["sasl.password=hunter22"]),
+        ("ssl.ca.location", &[ssl, "ssl.ca.location=GARBAGE"]),
+        (
+            "ssl.certificate.location",
+            &[ssl, "ssl.certificate.location=/nonexistent"],
+        ),
+        ("ssl.key.location", &[ssl, "ssl.key.location=/nonexistent"]),
+        ("linger.ms", &["linger.ms=soon"]),
+        (
+            "queue.buffering.max.ms",
+            &["queue.buffering.max.ms=999999999"],
+        ),
+        ("acks", &["acks=7"]),
+        ("request.required.acks", &["request.required.acks=2"]),
+        ("compression.type", &["compression.type=lz4"]),
+        ("compression.codec", &["compression.codec=zstd"]),
+        ("message.timeout.ms", &["message.timeout.ms=x"]),
+        ("request.timeout.ms", &["request.timeout.ms=50"]),
+        ("retry.backoff.ms", &["retry.backoff.ms=0"]),
+        ("retry.backoff.max.ms", &["retry.backoff.max.ms=9999999"]),
+        ("batch.size", &["batch.size=10"]),
+        ("batch.num.bytes", &["batch.num.bytes=x"]),
+        (
+            "queue.buffering.max.messages",
+            &["queue.buffering.max.messages=0"],
+        ),
+        ("enable.idempotence", &["enable.idempotence=maybe"]),
+        (
+            "allow.auto.create.topics",
+            &["allow.auto.create.topics=maybe"],
+        ),
+        ("unknown", &["bogus.key=1"]),
+    ];
+    for key in KNOWN_KEYS {
+        assert!(
+            cases.iter().any(|(k, _)| k == key),
+            "no bad-value case for {key}"
+        );
+    }
+    for (key, props) in cases {
+        let mut args: Vec<String> = vec!["-B".into(), "127.0.0.1:1".into()];
+        for p in *props {
+            args.push("-X".into());
+            args.push(p.replace("GARBAGE", &garbage));
+        }
+        args.push(csv.clone());
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut checked = vec!["--check"];
+        checked.extend(&argv);
+        let (check, run) = (self::run(&checked), self::run(&argv));
+        assert_eq!(
+            check.status.code(),
+            Some(2),
+            "{key}: --check {}",
+            stderr(&check)
+        );
+        assert_eq!(run.status.code(), Some(2), "{key}: run {}", stderr(&run));
+        assert_eq!(stderr(&check), stderr(&run), "{key}");
+        assert!(check.stdout.is_empty(), "{key}");
+        assert!(!stderr(&check).contains("hunter22"), "{key}");
+    }
+}
+
+#[test]
+fn each_kafka_setting_has_one_owner() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = write(dir.path(), "t.csv", b"5, http://127.0.0.1:1/\n");
+    let both = run(&[
+        "--check",
+        "-B",
+        "127.0.0.1:1",
+        "-X",
+        "topic=a",
+        "-T",
+        "b",
+        &csv,
+    ]);
+    assert_eq!(both.status.code(), Some(2));
+    let e = stderr(&both);
+    assert!(e.contains("-T/--topic") && e.contains("-X topic="), "{e}");
+    // -X topic= alone is the topic; metadata.broker.list enables Kafka as -B does.
+    let alias = run(&[
+        "--check",
+        "-X",
+        "metadata.broker.list=127.0.0.1:1",
+        "-X",
+        "topic=probes",
+        &csv,
+    ]);
+    assert_eq!(alias.status.code(), Some(0), "{}", stderr(&alias));
+    let out = String::from_utf8_lossy(&alias.stdout);
+    assert!(
+        out.contains("output: Kafka 127.0.0.1:1 topic probes"),
+        "{out}"
+    );
+}

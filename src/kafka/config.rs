@@ -358,7 +358,17 @@ impl KafkaConfig {
                 self.bootstrap = split_list(value);
             }
             "topic" => self.topic = value.trim().to_string(),
-            "client.id" => self.client_id = value.trim().to_string(),
+            "client.id" => {
+                // Sent in every request header and shown in brokers' logs.
+                let id = value.trim();
+                if id.is_empty() || id.len() > 255 || id.chars().any(char::is_control) {
+                    return Err(format!(
+                        "client.id: expected 1-255 printable characters, got {}",
+                        crate::redact::value(id)
+                    ));
+                }
+                self.client_id = id.to_string();
+            }
             "security.protocol" => {
                 self.security_protocol = match value.trim().to_ascii_lowercase().as_str() {
                     "plaintext" => SecurityProtocol::Plaintext,

@@ -13,7 +13,8 @@
 //! # Ok::<(), latency_logger::kafka::KafkaError>(())
 //! ```
 //!
-//! Modules: `config` (settings, `-X` properties), `partitioner` (Java
+//! Modules: `config` (settings, `-X` properties), `checked` (a config
+//! that passed every check, what the producer takes), `partitioner` (Java
 //! murmur2), `protocol` (sans-IO frames, versions, errors), `sasl` (PLAIN,
 //! SCRAM), `conn` (the only module doing I/O: one broker connection),
 //! `cluster` (connections by address, metadata, the start-up check, topic
@@ -22,6 +23,7 @@
 //! `producer` (the thread and its handles).
 
 pub mod accumulator;
+pub mod checked;
 pub mod cluster;
 pub mod config;
 pub mod conn;
@@ -35,6 +37,7 @@ pub mod sasl;
 use kafka_protocol::error::ResponseError;
 use protocol::{BrokerError, ErrorClass, ProtocolError, classify};
 
+pub use checked::Checked;
 pub use config::{Acks, Compression, KafkaConfig, Sasl, SaslMechanism, SecurityProtocol, TlsFiles};
 pub use feed::SpoolFeed;
 pub use producer::{Finisher, Producer, ProducerHandle, RecordSender, Stats};

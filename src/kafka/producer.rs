@@ -39,6 +39,7 @@ use kafka_protocol::messages::ProduceRequest;
 use log::{debug, error, info, warn};
 
 use super::accumulator::{Accumulator, Batch};
+use super::checked::Checked;
 use super::cluster::Cluster;
 use super::config::{Acks, KafkaConfig};
 use super::doorbell::{Doorbell, Ring};
@@ -219,7 +220,9 @@ impl Producer {
     /// Validates `cfg`, connects to a bootstrap broker (TLS, SASL,
     /// ApiVersions), checks the topic, then starts the producer thread.
     pub fn start(cfg: KafkaConfig) -> Result<ProducerHandle, KafkaError> {
-        Self::start_with(cfg, None, None)
+        let checked = Checked::new(cfg)
+            .map_err(|m| KafkaError::new(ErrorKind::Config, format!("Kafka config: {m}")))?;
+        Self::start_with(checked, None, None)
     }
 
     /// As `start`; with a spool, records are also taken from it (oldest
@@ -232,13 +235,11 @@ impl Producer {
     /// `finisher`, if given, holds records back until it is ready and
     /// finishes each one as the producer takes it.
     pub fn start_with(
-        cfg: KafkaConfig,
+        checked: Checked,
         spool: Option<Arc<SpoolFeed>>,
         finisher: Option<Arc<dyn Finisher>>,
     ) -> Result<ProducerHandle, KafkaError> {
-        cfg.validate()
-            .map_err(|m| KafkaError::new(ErrorKind::Config, format!("Kafka config: {m}")))?;
-        let tls = super::conn::tls_config(&cfg)?;
+        let (cfg, tls) = checked.into_parts();
         let cfg = Arc::new(cfg);
         let now = Instant::now();
         let mut cluster = Cluster::new(cfg.clone(), tls, now);

@@ -297,38 +297,21 @@ pub enum StartError {
     Runtime(String),
 }
 
-/// Builds the producer config from the CLI's settings, registers the schema
-/// when a registry is given (in the background while it does not answer),
-/// opens the spool, and starts the producer after its start-up check of
-/// the brokers.
-pub fn start(args: &crate::cli::KafkaArgs) -> Result<KafkaSink, StartError> {
-    use crate::kafka::{ErrorKind, KafkaConfig, Producer};
-    use crate::registry::{Registry, RegistryError};
+/// Starts the Kafka output from settings the flags already checked whole:
+/// registers the schema when a registry is given (in the background while
+/// it does not answer), opens the spool, and starts the producer after its
+/// start-up check of the brokers.
+pub fn start(args: &crate::cli::KafkaSettings) -> Result<KafkaSink, StartError> {
+    use crate::kafka::{ErrorKind, Producer};
+    use crate::registry::RegistryError;
     use crate::report::{Framing, SCHEMA_JSON};
-
-    let mut cfg = KafkaConfig::default();
-    cfg.apply(&args.properties).map_err(StartError::Config)?;
-    cfg.topic = args.topic.clone();
-    cfg.flush_timeout = args.flush_timeout;
-    cfg.create_topic = cfg.create_topic || args.create_topic;
-    cfg.validate().map_err(|e| {
-        let hint = if cfg.sasl_password_missing() {
-            format!(
-                " (set ${} or give --sasl-password-file)",
-                crate::cli::PASSWORD_ENV
-            )
-        } else {
-            String::new()
-        };
-        StartError::Config(format!("Kafka settings: {e}{hint}"))
-    })?;
 
     let mut schema = None;
     let framing = match &args.schema_registry {
         None => Framing::SingleObject,
-        Some(url) => {
-            let registry = Registry::parse(url).map_err(StartError::Config)?;
-            let subject = format!("{}-value", args.topic);
+        Some(registry) => {
+            let registry = registry.clone();
+            let subject = format!("{}-value", args.topic());
             let cache = args.spool.as_ref().map(|s| SchemaCache {
                 path: s.dir.join(SCHEMA_CACHE),
                 key: format!("{registry:?} {subject}"),
@@ -396,11 +379,14 @@ pub fn start(args: &crate::cli::KafkaArgs) -> Result<KafkaSink, StartError> {
     let finisher = schema
         .as_ref()
         .map(|(_, _, _, stamp)| stamp.clone() as Arc<dyn crate::kafka::Finisher>);
-    let producer = Producer::start_with(cfg, feed.clone(), finisher).map_err(|e| match e.kind {
-        ErrorKind::Config => StartError::Config(e.message),
-        _ => StartError::Runtime(e.message),
-    })?;
-    let mut sink = KafkaSink::new(encoder, producer, &args.topic);
+    let producer =
+        Producer::start_with(args.producer.clone(), feed.clone(), finisher).map_err(|e| match e
+            .kind
+        {
+            ErrorKind::Config => StartError::Config(e.message),
+            _ => StartError::Runtime(e.message),
+        })?;
+    let mut sink = KafkaSink::new(encoder, producer, args.topic());
     if let Some((registry, subject, cache, stamp)) = schema {
         sink.registering = Some(
             Registering::start(registry, subject, cache, stamp)

@@ -118,7 +118,14 @@ fn main() {
         }
     }
     let io0 = write_bytes();
-    let p = match Producer::start_with(cfg.clone(), feed.clone(), None) {
+    let checked = match latency_logger::kafka::Checked::new(cfg.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("config: {e}");
+            std::process::exit(2);
+        }
+    };
+    let p = match Producer::start_with(checked, feed.clone(), None) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("start: {e}");
