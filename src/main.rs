@@ -49,7 +49,7 @@ enum Failure {
 
 fn run() -> Result<ExitCode, Failure> {
     let low = cli::parse_low(std::env::args_os().skip(1))
-        .map_err(|e| Failure::Usage(format!("{e}\n{}", cli::USAGE)))?;
+        .map_err(|e| Failure::Usage(format!("{e}\n{}", cli::usage())))?;
     let (config, check) = match cli::to_config(low, std::env::var(cli::PASSWORD_ENV).ok()) {
         Ok(Command::Help) => return print(&cli::help()),
         Ok(Command::Version) => {
@@ -61,7 +61,7 @@ fn run() -> Result<ExitCode, Failure> {
         }
         Ok(Command::Run(c)) => (*c, false),
         Ok(Command::Check(c)) => (*c, true),
-        Err(e) => return Err(Failure::Usage(format!("{e}\n{}", cli::USAGE))),
+        Err(e) => return Err(Failure::Usage(format!("{e}\n{}", cli::usage()))),
     };
     logging::init(config.verbose);
     latency_logger::panics::install_hook();
