@@ -8,6 +8,7 @@ pub mod panics;
 pub mod pipeline;
 pub mod probe;
 pub mod queue;
+pub mod record;
 pub mod redact;
 pub mod redirect;
 pub mod registry;

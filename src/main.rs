@@ -93,11 +93,9 @@ fn run() -> Result<ExitCode, Failure> {
     }
 
     let sink = make_sink(&config, &events_tx)?;
-    let sink: Arc<dyn Sink> = Arc::new(latency_logger::sink::Stamped::new(
+    let sink: Arc<dyn Sink> = Arc::new(latency_logger::sink::Counted::new(
         sink,
         config.stats_interval,
-        &config.source,
-        &config.labels,
     ));
     let settings = Settings {
         workers: config.workers,
@@ -105,6 +103,10 @@ fn run() -> Result<ExitCode, Failure> {
         splay: config.splay,
         stop_timeout: config.stop_timeout,
         cert_warn_days: config.cert_warn_days,
+        identity: latency_logger::record::Identity {
+            source: config.source.as_str().into(),
+            labels: config.labels.clone().into(),
+        },
     };
     match pipeline::run(targets, prober, sink, &settings, load, &events_tx, &events) {
         Ok(Outcome::Stopped) => Ok(ExitCode::SUCCESS),

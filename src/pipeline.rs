@@ -5,8 +5,8 @@
 
 use crate::probe::{Prober, Progress};
 use crate::queue::QueueReceiver;
-use crate::report::Report;
-use crate::schedule::{self, Control, Job, Overflow, Schedule};
+use crate::record::{Clock, Identity, Records};
+use crate::schedule::{self, Control, Counts, Job, Overflow, Schedule};
 use crate::shutdown::{Event, ExitGuard};
 use crate::sink::Sink;
 use crate::targets::{IpMode, Target, TargetsError};
@@ -14,39 +14,7 @@ use crossbeam_channel::{Receiver, Sender};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// Maps the monotonic clock (which schedules) to POSIX seconds (which reports carry).
-#[derive(Debug, Clone, Copy)]
-pub struct Clock {
-    start: Instant,
-    start_wall: f64,
-}
-
-impl Clock {
-    pub fn now() -> Clock {
-        Clock {
-            start: Instant::now(),
-            start_wall: wall_now(),
-        }
-    }
-
-    /// POSIX seconds of a monotonic instant.
-    pub fn wall(&self, at: Instant) -> f64 {
-        if at >= self.start {
-            self.start_wall + (at - self.start).as_secs_f64()
-        } else {
-            self.start_wall - (self.start - at).as_secs_f64()
-        }
-    }
-}
-
-/// POSIX seconds now.
-pub fn wall_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
+use std::time::{Duration, Instant};
 
 /// Settings for one run.
 pub struct Settings {
@@ -58,6 +26,8 @@ pub struct Settings {
     pub stop_timeout: Duration,
     /// Warn (once a day per target) of certificates ending within this many days; 0 = never.
     pub cert_warn_days: u32,
+    /// Who probes, in every record.
+    pub identity: Identity,
 }
 
 /// Reads the targets again (SIGHUP). Runs on a thread of its own, so a file
@@ -73,77 +43,19 @@ pub enum Outcome {
     Failed(String),
 }
 
+/// What the threads share: where records are made and where they go.
 struct Shared {
     sink: Arc<dyn Sink>,
-    clock: Clock,
-    cert_warn_days: u32,
-    /// When each target's certificate was last warned about (POSIX seconds).
-    cert_warned: Mutex<std::collections::HashMap<String, f64>>,
-}
-
-impl Shared {
-    /// Logs a certificate near or past its end, at most once a day per target.
-    fn check_certificate(&self, report: &Report) {
-        let Some(not_after) = report.cert_not_after else {
-            return;
-        };
-        let now = report.timestamp;
-        let Some(warning) = crate::expect::expiry_warning(not_after, now, self.cert_warn_days)
-        else {
-            return;
-        };
-        let mut warned = self.cert_warned.lock().unwrap_or_else(|p| p.into_inner());
-        let last = warned.get(&report.url).copied();
-        if last.is_none_or(|at| now - at >= 86_400.0) {
-            warned.insert(report.url.clone(), now);
-            log::warn!("{}: {warning}", report.url);
-        }
-    }
+    records: Records,
 }
 
 impl Overflow for Shared {
     fn queue_full(&self, job: Job) {
-        let url = job.target.url.shown();
-        log::debug!("{url}: job queue full, probe skipped");
-        self.sink.emit(skipped(
-            &job,
-            &self.clock,
-            "job queue full (all workers busy)",
-        ));
+        log::debug!("{}: job queue full, probe skipped", job.target.url.shown());
+        let why = "job queue full (all workers busy)";
+        self.sink
+            .emit(self.records.skipped(&job, Instant::now(), why));
     }
-}
-
-/// The report for a job never probed, named as its target is.
-fn skipped(job: &Job, clock: &Clock, why: &str) -> Report {
-    let mut report = Report::skipped(
-        job.target.url.shown(),
-        clock.wall(job.deadline),
-        wall_now(),
-        why,
-    );
-    report.name.clone_from(&job.target.spec.name);
-    report
-}
-
-/// The record of a probe that panicked (a bug): logged once with the
-/// target's name; the message and location only, with the target's
-/// credentials and header values hidden in case the message quotes them.
-/// Its timings are those the probe reached, as for an interrupted one.
-fn internal(job: &Job, progress: &Progress, caught: &crate::panics::Caught) -> Report {
-    let url = &job.target.url;
-    let mut text = crate::redact::secrets_of(url.request(), &caught.to_string()).into_owned();
-    for (_, value) in &job.target.spec.headers {
-        if !value.is_empty() {
-            text = text.replace(value.as_str(), "***");
-        }
-    }
-    log::error!(
-        "{}: the probe failed inside the prober (a bug, reported as error_kind internal; probing goes on): {text}",
-        url.shown()
-    );
-    let mut report = progress.interrupted(url.shown(), &format!("internal error: {text}"));
-    report.error_kind = Some(crate::report::ErrorKind::Internal);
-    report
 }
 
 /// What a worker is doing, visible to the main thread at shutdown.
@@ -151,12 +63,13 @@ fn internal(job: &Job, progress: &Progress, caught: &crate::panics::Caught) -> R
 struct Slot {
     running: Option<Running>,
     /// Set by the main thread when the stop bound ran out: from then on the
-    /// worker emits nothing (its probe was already reported as interrupted).
+    /// worker takes and emits nothing (its probe was reported as interrupted).
     abandoned: bool,
 }
 
 struct Running {
     job: Job,
+    started: Instant,
     progress: Progress,
 }
 
@@ -164,6 +77,17 @@ type Slots = Arc<[Mutex<Slot>]>;
 
 fn lock(slot: &Mutex<Slot>) -> MutexGuard<'_, Slot> {
     slot.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The threads of a run, as started.
+struct Threads {
+    shared: Arc<Shared>,
+    scheduler: JoinHandle<Counts>,
+    workers: Vec<JoinHandle<()>>,
+    slots: Slots,
+    stopping: Arc<AtomicBool>,
+    control: std::sync::mpsc::Sender<Control>,
+    jobs: QueueReceiver<Job>,
 }
 
 /// Runs until a signal, a closed stdout or a failure. `events` must already
@@ -178,29 +102,40 @@ pub fn run(
     events_tx: &Sender<Event>,
     events: &Receiver<Event>,
 ) -> std::io::Result<Outcome> {
-    let clock = Clock::now();
     let count = targets.len();
-    let schedule = Schedule::new(targets, clock.start, settings.splay);
-    let shared = Arc::new(Shared {
-        sink,
-        clock,
-        cert_warn_days: settings.cert_warn_days,
-        cert_warned: Mutex::default(),
-    });
+    let threads = start(targets, prober, sink, settings, events_tx)?;
+    log::info!(
+        "probing {count} target(s) with {} worker(s), queue {}",
+        settings.workers,
+        settings.queue
+    );
+    let outcome = wait(events, events_tx, &threads.control, &load);
+    Ok(stop(threads, outcome, settings.stop_timeout))
+}
+
+/// Starts the scheduler and the workers.
+fn start(
+    targets: Vec<Target>,
+    prober: Prober,
+    sink: Arc<dyn Sink>,
+    settings: &Settings,
+    events_tx: &Sender<Event>,
+) -> std::io::Result<Threads> {
+    let clock = Clock::now();
+    let schedule = Schedule::new(targets, clock.start(), settings.splay);
+    let records = Records::new(settings.identity.clone(), clock, settings.cert_warn_days);
+    let shared = Arc::new(Shared { sink, records });
     let prober = Arc::new(prober);
     let stopping = Arc::new(AtomicBool::new(false));
     let slots: Slots = (0..settings.workers)
         .map(|_| Mutex::new(Slot::default()))
         .collect();
-    let (jobs_tx, jobs_rx) = crate::queue::bounded::<Job>(settings.queue);
+    let (jobs_tx, jobs) = crate::queue::bounded::<Job>(settings.queue);
     // std's channel, not crossbeam's: its receiver parks at once, where
     // crossbeam's spins and yields (8 sched_yield per timer wake-up, issue 12).
-    let (control_tx, control_rx) = std::sync::mpsc::channel::<Control>();
-
+    let (control, control_rx) = std::sync::mpsc::channel::<Control>();
     let scheduler = {
-        let shared = shared.clone();
-        let events = events_tx.clone();
-        let splay = settings.splay;
+        let (shared, events, splay) = (shared.clone(), events_tx.clone(), settings.splay);
         std::thread::Builder::new()
             .name("scheduler".into())
             .spawn(move || {
@@ -208,43 +143,57 @@ pub fn run(
                 schedule::run_loop(schedule, &jobs_tx, &control_rx, &*shared, splay)
             })?
     };
-
     let mut workers: Vec<JoinHandle<()>> = Vec::with_capacity(settings.workers);
     for id in 0..settings.workers {
         let (shared, prober, stopping, jobs, slots) = (
             shared.clone(),
             prober.clone(),
             stopping.clone(),
-            jobs_rx.clone(),
+            jobs.clone(),
             slots.clone(),
         );
         let events = events_tx.clone();
-        let handle = std::thread::Builder::new()
-            .name(format!("worker-{id}"))
-            .spawn(move || {
-                let _guard =
-                    ExitGuard::new(events, move |panicked| Event::WorkerExited { id, panicked });
-                work(&jobs, &prober, &shared, &stopping, &slots[id]);
-            });
-        match handle {
-            Ok(h) => workers.push(h),
-            Err(e) => {
-                drop(control_tx);
-                return Err(e);
-            }
-        }
+        // On an error `control` is dropped with the rest: the scheduler ends.
+        workers.push(
+            std::thread::Builder::new()
+                .name(format!("worker-{id}"))
+                .spawn(move || {
+                    let _guard = ExitGuard::new(events, move |panicked| Event::WorkerExited {
+                        id,
+                        panicked,
+                    });
+                    work(&jobs, &prober, &shared, &stopping, &slots[id]);
+                })?,
+        );
     }
-    log::info!(
-        "probing {count} target(s) with {} worker(s), queue {}",
-        settings.workers,
-        settings.queue
-    );
+    Ok(Threads {
+        shared,
+        scheduler,
+        workers,
+        slots,
+        stopping,
+        control,
+        jobs,
+    })
+}
 
-    let mut outcome = wait(events, events_tx, &control_tx, &load);
+/// The stop sequence, once: scheduler, then workers up to `stop_timeout`
+/// (those still probing are reported as interrupted and left behind), then
+/// the jobs nobody took, then the sink's flush.
+fn stop(threads: Threads, mut outcome: Outcome, stop_timeout: Duration) -> Outcome {
+    let Threads {
+        shared,
+        scheduler,
+        workers,
+        slots,
+        stopping,
+        control,
+        jobs,
+    } = threads;
     stopping.store(true, Ordering::SeqCst);
     // Closing the control channel wakes the scheduler at once; it then drops
-    // the job sender, so workers finish what they hold and see the channel close.
-    drop(control_tx);
+    // the job sender, so workers finish what they hold and see the queue close.
+    drop(control);
     let counts = scheduler.join().unwrap_or_default();
     log::info!(
         "scheduler stopped: {} dispatched, {} skipped (queue full), {} missed after stalls",
@@ -252,44 +201,43 @@ pub fn run(
         counts.skipped,
         counts.missed
     );
-    let deadline = Instant::now() + settings.stop_timeout;
+    let deadline = Instant::now() + stop_timeout;
     while workers.iter().any(|w| !w.is_finished()) && Instant::now() < deadline {
         std::thread::sleep(STOP_POLL);
     }
+    let why = format!(
+        "stopped at shutdown (--stop-timeout {:.1} s)",
+        stop_timeout.as_secs_f64()
+    );
     let mut interrupted = 0;
     for (id, (w, slot)) in workers.into_iter().zip(slots.iter()).enumerate() {
+        // Under the slot lock a worker holds no job it has not reported.
         let mut slot = lock(slot);
         slot.abandoned = true;
-        if let Some(running) = slot.running.take() {
+        if let Some(r) = slot.running.take() {
             interrupted += 1;
-            let why = format!(
-                "stopped at shutdown (--stop-timeout {:.1} s)",
-                settings.stop_timeout.as_secs_f64()
-            );
-            let mut report = running
-                .progress
-                .interrupted(running.job.target.url.shown(), &why);
-            report.scheduled = shared.clock.wall(running.job.deadline);
-            report.name.clone_from(&running.job.target.spec.name);
-            report.lateness = (report.timestamp - report.scheduled).max(0.0);
-            shared.sink.emit(report);
+            let record = shared
+                .records
+                .interrupted(&r.job, r.started, &r.progress, &why);
+            shared.sink.emit(record);
         }
         drop(slot);
         if w.is_finished() && w.join().is_err() && outcome == Outcome::Stopped {
             outcome = Outcome::Failed(format!("worker {id} panicked while stopping"));
         }
     }
-    // Jobs the abandoned workers never took: skipped, like any job queued at a stop.
-    for job in jobs_rx.try_iter() {
-        shared
-            .sink
-            .emit(skipped(&job, &shared.clock, "shutting down"));
+    // Jobs no worker took: skipped, like any job queued at a stop.
+    for job in jobs.try_iter() {
+        let record = shared
+            .records
+            .skipped(&job, Instant::now(), "shutting down");
+        shared.sink.emit(record);
     }
-    drop(jobs_rx);
+    drop(jobs);
     if interrupted > 0 {
         log::warn!(
             "{interrupted} probe(s) still running after --stop-timeout {:.1} s: reported as interrupted",
-            settings.stop_timeout.as_secs_f64()
+            stop_timeout.as_secs_f64()
         );
     }
     match shared.sink.close() {
@@ -301,7 +249,7 @@ pub fn run(
             }
         }
     }
-    Ok(outcome)
+    outcome
 }
 
 /// How often the main thread looks whether the workers have finished while stopping.
@@ -373,11 +321,12 @@ fn wait(
     }
 }
 
-/// A worker: probe each job, stamp it with its schedule, hand it to the sink.
-/// Once stopping, queued jobs are reported as skipped rather than probed, so
-/// shutdown waits only for probes already in flight. Every emit happens under
-/// the worker's slot lock, so once the main thread has abandoned the slot
-/// nothing more comes from this worker.
+/// A worker: probe each job and hand its record to the sink. Once stopping,
+/// queued jobs are reported as skipped rather than probed, so shutdown waits
+/// only for probes already in flight. A job is taken, and every record
+/// emitted, under the worker's slot lock: once the main thread has abandoned
+/// the slot, this worker holds no job it has not reported and emits nothing
+/// more. (The queue is closed by then, so `recv` never waits long under it.)
 fn work(
     jobs: &QueueReceiver<Job>,
     prober: &Prober,
@@ -385,60 +334,136 @@ fn work(
     stopping: &AtomicBool,
     slot: &Mutex<Slot>,
 ) {
-    while let Some(job) = jobs.recv() {
-        let url = &job.target.url;
-        let scheduled = shared.clock.wall(job.deadline);
+    loop {
+        let mut s = lock(slot);
+        if s.abandoned {
+            return;
+        }
+        let Some(job) = jobs.recv() else { return };
         if stopping.load(Ordering::SeqCst) {
-            let s = lock(slot);
-            if s.abandoned {
-                return;
-            }
-            shared
-                .sink
-                .emit(skipped(&job, &shared.clock, "shutting down"));
+            let record = shared
+                .records
+                .skipped(&job, Instant::now(), "shutting down");
+            shared.sink.emit(record);
             continue;
         }
-        // ip=both: a dual-stack pair of records per slot, IPv4 then IPv6.
-        let families: &[IpMode] = match job.target.spec.ip {
-            IpMode::Both => &[IpMode::V4, IpMode::V6],
-            IpMode::V4 => &[IpMode::V4],
-            IpMode::V6 => &[IpMode::V6],
-            IpMode::Any => &[IpMode::Any],
-        };
-        for &ip in families {
+        for ip in families(job.target.spec.ip) {
             let progress = Progress::default();
-            {
-                let mut s = lock(slot);
-                if s.abandoned {
-                    return;
-                }
-                s.running = Some(Running {
-                    job: job.clone(),
-                    progress: progress.clone(),
-                });
-            }
             let started = Instant::now();
-            let report = crate::panics::catch(|| {
-                let spec = &job.target.spec;
-                let mut report = prober.probe_with(url.request(), spec, ip, &progress);
-                url.shown().clone_into(&mut report.url);
-                crate::expect::judge(&mut report, &spec.expect);
-                shared.check_certificate(&report);
-                report
+            s.running = Some(Running {
+                job: job.clone(),
+                started,
+                progress: progress.clone(),
+            });
+            drop(s);
+            let url = job.target.url.request();
+            let spec = &job.target.spec;
+            let record = crate::panics::catch(|| {
+                let report = prober.probe_with(url, spec, *ip, &progress);
+                shared.records.probed(&job, started, report)
             })
-            .unwrap_or_else(|caught| internal(&job, &progress, &caught));
-            let mut report = report;
-            report.name.clone_from(&job.target.spec.name);
-            report.scheduled = scheduled;
-            report.lateness = started
-                .saturating_duration_since(job.deadline)
-                .as_secs_f64();
-            let mut s = lock(slot);
+            .unwrap_or_else(|caught| shared.records.internal(&job, started, &progress, &caught));
+            s = lock(slot);
             if s.abandoned {
                 return;
             }
             s.running = None;
-            shared.sink.emit(report);
+            shared.sink.emit(record);
         }
+    }
+}
+
+/// ip=both: a dual-stack pair of records per slot, IPv4 then IPv6; the
+/// expansion is here, where jobs become probes, not inside the prober.
+fn families(ip: IpMode) -> &'static [IpMode] {
+    match ip {
+        IpMode::Both => &[IpMode::V4, IpMode::V6],
+        IpMode::V4 => &[IpMode::V4],
+        IpMode::V6 => &[IpMode::V6],
+        IpMode::Any => &[IpMode::Any],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::Report;
+
+    /// Keeps what it is given.
+    #[derive(Default)]
+    struct Keep(Mutex<Vec<Report>>);
+
+    impl Sink for Keep {
+        fn emit(&self, report: Report) {
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(report);
+        }
+        fn close(&self) -> Result<String, String> {
+            Ok(String::new())
+        }
+    }
+
+    fn setup(jobs: usize) -> (Arc<Keep>, Shared, QueueReceiver<Job>, Prober) {
+        let keep = Arc::new(Keep::default());
+        let identity = Identity {
+            source: "t".into(),
+            labels: Vec::new().into(),
+        };
+        let shared = Shared {
+            sink: keep.clone(),
+            records: Records::new(identity, Clock::now(), 0),
+        };
+        let targets = crate::targets::parse("t.csv", b"1, http://127.0.0.1:1/\n").expect("targets");
+        let (tx, rx) = crate::queue::bounded::<Job>(jobs.max(1));
+        for _ in 0..jobs {
+            let job = Job {
+                target: targets[0].clone(),
+                deadline: Instant::now(),
+            };
+            assert!(tx.try_send(job).is_ok());
+        }
+        // The scheduler has gone, as at every stop: recv never waits.
+        drop(tx);
+        let prober = Prober::new(&crate::probe::ProbeConfig::default()).expect("prober");
+        (keep, shared, rx, prober)
+    }
+
+    /// The race fixed: a worker whose slot was abandoned at the stop bound
+    /// takes no job from the queue (it used to take one and drop it without
+    /// a record); the main thread's drain reports every one as skipped.
+    #[test]
+    fn an_abandoned_worker_takes_no_job_so_none_is_lost() {
+        let (keep, shared, jobs, prober) = setup(3);
+        let slot = Mutex::new(Slot {
+            running: None,
+            abandoned: true,
+        });
+        work(&jobs, &prober, &shared, &AtomicBool::new(true), &slot);
+        assert!(keep.0.lock().expect("lock").is_empty());
+        assert_eq!(jobs.try_iter().count(), 3);
+    }
+
+    #[test]
+    fn a_stopping_worker_reports_every_queued_job_as_skipped() {
+        let (keep, shared, jobs, prober) = setup(3);
+        let slot = Mutex::new(Slot::default());
+        work(&jobs, &prober, &shared, &AtomicBool::new(true), &slot);
+        let kept = keep.0.lock().expect("lock");
+        assert_eq!(kept.len(), 3);
+        for r in kept.iter() {
+            assert_eq!(r.error_kind, Some(crate::report::ErrorKind::Skipped));
+            assert_eq!(r.error.as_deref(), Some("shutting down"));
+            assert_eq!(r.success, Some(false));
+            assert!(r.id.ends_with(['0', '1', '2']), "{}", r.id);
+            assert!(r.lateness >= 0.0 && r.scheduled > 0.0, "{r:?}");
+        }
+    }
+
+    #[test]
+    fn both_is_expanded_where_jobs_become_probes() {
+        assert_eq!(families(IpMode::Both), [IpMode::V4, IpMode::V6]);
+        assert_eq!(families(IpMode::Any), [IpMode::Any]);
     }
 }

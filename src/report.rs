@@ -75,14 +75,14 @@ pub struct Report {
     pub scheduled: f64,
     /// Seconds the probe started after `scheduled`.
     pub lateness: f64,
-    /// Unique per probe (see `crate::sink::Stamped`); empty until stamped.
+    /// Unique per record (`<run prefix>-<sequence>`, see `crate::record`).
     pub id: String,
     /// Who probed (`--source`, default the host name); stamped with `id`.
     pub source: Arc<str>,
     /// `--label KEY=VALUE` pairs, keys unique, in the order given.
     pub labels: Labels,
-    /// A response arrived and every expectation held; None until judged
-    /// (stamped from `error_kind` with `id`).
+    /// A response arrived and every expectation held (from `error_kind`,
+    /// set where the record is made, `crate::record`).
     pub success: Option<bool>,
     /// The target's `name=` option.
     pub name: Option<String>,
@@ -118,19 +118,6 @@ pub type Labels = Arc<[(String, String)]>;
 pub const SCHEMA_JSON: &str = include_str!("report.avsc");
 
 impl Report {
-    /// A report for a job that was never probed (queue full, shutting down).
-    pub fn skipped(url: &str, scheduled: f64, now: f64, why: &str) -> Report {
-        Report {
-            url: url.to_string(),
-            timestamp: now,
-            scheduled,
-            lateness: (now - scheduled).max(0.0),
-            error_kind: Some(ErrorKind::Skipped),
-            error: Some(why.to_string()),
-            ..Report::default()
-        }
-    }
-
     /// Appends the report as one JSON object and a newline, with the Avro
     /// schema's field names.
     pub fn write_json_line(&self, out: &mut Vec<u8>) {
@@ -509,7 +496,15 @@ mod tests {
         vec![
             full.clone(),
             Report::default(),
-            Report::skipped("http://x/", 1.5, 2.5, "queue full"),
+            Report {
+                url: "http://x/".into(),
+                timestamp: 2.5,
+                scheduled: 1.5,
+                lateness: 1.0,
+                error_kind: Some(ErrorKind::Skipped),
+                error: Some("queue full".into()),
+                ..Report::default()
+            },
             Report {
                 code: -1,
                 size_download: i64::MAX,
@@ -660,7 +655,15 @@ mod tests {
 
     #[test]
     fn skipped_report_names_kind() {
-        let r = Report::skipped("http://a.test/", 10.0, 10.5, "queue full");
+        let r = Report {
+            url: "http://a.test/".into(),
+            timestamp: 10.5,
+            scheduled: 10.0,
+            lateness: 0.5,
+            error_kind: Some(ErrorKind::Skipped),
+            error: Some("queue full".into()),
+            ..Report::default()
+        };
         let mut out = Vec::new();
         r.write_json_line(&mut out);
         let v: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");

@@ -66,6 +66,10 @@ fn run_with(
             splay: Duration::ZERO,
             stop_timeout,
             cert_warn_days: 14,
+            identity: latency_logger::record::Identity {
+                source: "test".into(),
+                labels: Vec::new().into(),
+            },
         };
         let load: pipeline::Loader = Arc::new(move || targets::parse("t.csv", reload.as_bytes()));
         let outcome =

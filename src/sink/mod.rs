@@ -56,16 +56,11 @@ impl Sink for Tee {
     }
 }
 
-/// Gives every report its `id` before the real sink sees it
-/// (`<random 64-bit hex chosen at start>-<sequence>`, so ids never repeat
-/// across restarts and a record sent twice after a crash keeps its id),
-/// counts probes, and logs the stats line every `--stats-interval` and at
-/// close.
-pub struct Stamped {
+/// Counts the records on their way to the real sink (probes done, failed,
+/// skipped) and logs the stats line every `--stats-interval` and at close.
+/// It fills no field: records are finished in `crate::record`.
+pub struct Counted {
     inner: Arc<dyn Sink>,
-    prefix: String,
-    source: Arc<str>,
-    labels: crate::report::Labels,
     probes: Arc<ProbeCounts>,
     stop: Mutex<Option<crossbeam_channel::Sender<()>>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -73,19 +68,13 @@ pub struct Stamped {
 
 #[derive(Default)]
 struct ProbeCounts {
-    next: AtomicU64,
+    records: AtomicU64,
     failed: AtomicU64,
     skipped: AtomicU64,
 }
 
-impl Stamped {
-    /// `source` and `labels` go into every report (the prober's identity).
-    pub fn new(
-        inner: Arc<dyn Sink>,
-        stats_every: Option<Duration>,
-        source: &str,
-        labels: &[(String, String)],
-    ) -> Stamped {
+impl Counted {
+    pub fn new(inner: Arc<dyn Sink>, stats_every: Option<Duration>) -> Counted {
         let probes = Arc::new(ProbeCounts::default());
         let (stop_tx, stop_rx) = crossbeam_channel::bounded::<()>(0);
         let thread = stats_every.and_then(|every| {
@@ -102,11 +91,8 @@ impl Stamped {
                 .map_err(|e| log::warn!("no stats line: cannot start its thread: {e}"))
                 .ok()
         });
-        Stamped {
+        Counted {
             inner,
-            prefix: format!("{:016x}", random_u64()),
-            source: source.into(),
-            labels: labels.into(),
             probes,
             stop: Mutex::new(Some(stop_tx)),
             thread: Mutex::new(thread),
@@ -115,7 +101,7 @@ impl Stamped {
 }
 
 fn stats_line(p: &ProbeCounts, d: Option<DeliveryCounts>) -> String {
-    let n = p.next.load(Ordering::Relaxed);
+    let n = p.records.load(Ordering::Relaxed);
     let failed = p.failed.load(Ordering::Relaxed);
     let skipped = p.skipped.load(Ordering::Relaxed);
     let mut line = format!(
@@ -131,9 +117,9 @@ fn stats_line(p: &ProbeCounts, d: Option<DeliveryCounts>) -> String {
     line
 }
 
-impl Sink for Stamped {
-    fn emit(&self, mut report: Report) {
-        let n = self.probes.next.fetch_add(1, Ordering::Relaxed);
+impl Sink for Counted {
+    fn emit(&self, report: Report) {
+        self.probes.records.fetch_add(1, Ordering::Relaxed);
         match report.error_kind {
             None => {}
             Some(crate::report::ErrorKind::Skipped) => {
@@ -143,12 +129,6 @@ impl Sink for Stamped {
                 self.probes.failed.fetch_add(1, Ordering::Relaxed);
             }
         }
-        if report.id.is_empty() {
-            report.id = format!("{}-{n}", self.prefix);
-        }
-        report.success = Some(report.error_kind.is_none());
-        report.source = self.source.clone();
-        report.labels = self.labels.clone();
         self.inner.emit(report);
     }
 
@@ -165,23 +145,6 @@ impl Sink for Stamped {
     fn counts(&self) -> Option<DeliveryCounts> {
         self.inner.counts()
     }
-}
-
-/// 64 random bits from the kernel; if that fails (no /dev/urandom in a
-/// chroot), the clock and pid, which still differ between runs.
-fn random_u64() -> u64 {
-    use std::io::Read;
-    let mut b = [0u8; 8];
-    if std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut b))
-        .is_ok()
-    {
-        return u64::from_le_bytes(b);
-    }
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    t ^ (u64::from(std::process::id()) << 32)
 }
 
 #[cfg(test)]
@@ -202,44 +165,30 @@ mod tests {
     }
 
     #[test]
-    fn stamped_gives_unique_ids_with_a_per_run_prefix_and_counts_probes() {
+    fn counted_counts_by_kind_and_passes_records_unchanged() {
         let keep = Arc::new(Keep::default());
-        let labels = [("site".to_string(), "ams".to_string())];
-        let a = Stamped::new(keep.clone(), None, "edge-7", &labels);
-        let b = Stamped::new(Arc::new(Keep::default()), None, "", &[]);
-        assert_ne!(a.prefix, b.prefix, "two runs share an id prefix");
-        a.emit(Report::default());
-        a.emit(Report::skipped("http://x/", 1.0, 2.0, "queue full"));
-        a.emit(Report {
-            error_kind: Some(crate::report::ErrorKind::Connect),
-            ..Report::default()
-        });
-        a.emit(Report {
-            id: "kept".into(),
-            ..Report::default()
-        });
-        let ids: Vec<String> = keep
-            .0
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|r| r.id.clone())
-            .collect();
-        assert_eq!(
-            ids[..3],
-            [0, 1, 2].map(|n| format!("{}-{n}", a.prefix)),
-            "{ids:?}"
-        );
-        assert_eq!(ids[3], "kept");
-        let kept = keep.0.lock().unwrap();
-        assert!(
-            kept.iter()
-                .all(|r| &*r.source == "edge-7" && r.labels[..] == labels)
-        );
-        assert_eq!(a.prefix.len(), 16);
+        let a = Counted::new(keep.clone(), None);
+        let records = [
+            Report {
+                id: "a-0".into(),
+                ..Report::default()
+            },
+            Report {
+                error_kind: Some(crate::report::ErrorKind::Skipped),
+                ..Report::default()
+            },
+            Report {
+                error_kind: Some(crate::report::ErrorKind::Connect),
+                ..Report::default()
+            },
+        ];
+        for r in &records {
+            a.emit(r.clone());
+        }
+        assert_eq!(keep.0.lock().unwrap()[..], records[..]);
         assert_eq!(
             stats_line(&a.probes, None),
-            "stats: probes 2 done, 1 failed, 1 skipped"
+            "stats: probes 1 done, 1 failed, 1 skipped"
         );
     }
 }
