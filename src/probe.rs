@@ -1686,6 +1686,89 @@ mod tests {
         assert_eq!(r.error_kind, Some(ErrorKind::Interrupted));
         assert_eq!(r.error.as_deref(), Some("stopped before the probe started"));
     }
+
+    /// Issue 19 item 3 as a property: whatever the hops (1 to 5, TLS or
+    /// not, each reaching a prefix of its phases at non-decreasing instants),
+    /// the timings `Ctx::fill_timings` reports are monotone over the phases
+    /// the final hop reached, unreached ones are 0 (appconnect too when the
+    /// final hop is not TLS: `value` is 0 for a phase the final hop did not
+    /// mark), and everything, redirect_time included, is at most `total`.
+    #[test]
+    #[ignore = "fails (issue 19 item 3): begin_hop adds 0 for a phase an earlier hop did not reach \
+                (hops [(no TLS, namelookup only at 0.85 s), (no TLS, namelookup+connect at 0)] gives \
+                namelookup 0.85 > connect 1e-6); and the 1 us floor of `mark` exceeds a total under \
+                1 us (one hop, namelookup at 0, total 0)"]
+    fn timings_are_monotone_over_any_hops() {
+        use proptest::prelude::*;
+        const ORDER: [usize; MARKS] = [NAMELOOKUP, CONNECT, APPCONNECT, PRETRANSFER, STARTTRANSFER];
+        // A hop: TLS or not, how many of its phases it reaches, and the gap
+        // (ns) before each of them, the last one before the next hop starts.
+        let hop = (
+            any::<bool>(),
+            0usize..=MARKS,
+            prop::collection::vec(
+                prop_oneof![Just(0u64), 0u64..=2_000, 0u64..=2_000_000_000],
+                MARKS + 1,
+            ),
+        );
+        let hops = prop::collection::vec(hop, 1..=5);
+        proptest!(ProptestConfig::with_cases(2000), |(
+            hops in hops,
+            lead in prop_oneof![Just(0u64), 0u64..=1_000_000],
+            tail in prop_oneof![Just(0u64), 0u64..=1_000_000_000],
+        )| {
+            let phases = |tls: bool| -> Vec<usize> {
+                ORDER.into_iter().filter(|&p| tls || p != APPCONNECT).collect()
+            };
+            let start = Instant::now();
+            let mut ctx = Ctx::new(start, 0.0, Duration::from_secs(10));
+            let mut t = start + Duration::from_nanos(lead);
+            for (tls, reached, gaps) in &hops {
+                ctx.begin_hop(t);
+                for (&p, &gap) in phases(*tls).iter().zip(gaps).take(*reached) {
+                    t += Duration::from_nanos(gap);
+                    ctx.mark(p, t);
+                }
+                t += Duration::from_nanos(gaps[MARKS]);
+            }
+            t += Duration::from_nanos(tail);
+            // As `probe_with`: total is the whole probe, measured at its end.
+            let mut report = Report {
+                total: t.duration_since(start).as_secs_f64(),
+                ..Report::default()
+            };
+            ctx.fill_timings(&mut report);
+            let got = [
+                report.namelookup,
+                report.connect,
+                report.appconnect,
+                report.pretransfer,
+                report.starttransfer,
+            ];
+            let Some((tls, reached, _)) = hops.last() else {
+                return Err(TestCaseError::fail("no hop"));
+            };
+            let reached: Vec<usize> = phases(*tls).into_iter().take(*reached).collect();
+            for p in ORDER {
+                if !reached.contains(&p) {
+                    prop_assert_eq!(got[p], 0.0, "phase {} not reached: {:?}", p, got);
+                }
+            }
+            let mut last = 0.0;
+            for &p in &reached {
+                prop_assert!(got[p] > 0.0, "phase {} reached but 0: {:?}", p, got);
+                prop_assert!(got[p] >= last, "phase {} before the one it follows: {:?}", p, got);
+                last = got[p];
+            }
+            prop_assert!(last <= report.total, "{:?} over total {}", got, report.total);
+            prop_assert!(
+                report.redirect_time <= report.total,
+                "redirect_time {} over total {}",
+                report.redirect_time,
+                report.total
+            );
+        });
+    }
 }
 
 #[cfg(test)]

@@ -90,6 +90,15 @@ pub fn secrets_of<'a>(url_text: &str, text: &'a str) -> Cow<'a, str> {
     Cow::Owned(text.replace(secret, "***"))
 }
 
+/// `text` with every occurrence of `secret` (a password that a peer's reply
+/// may echo) replaced by `***`.
+pub fn hiding<'a>(text: &'a str, secret: &str) -> Cow<'a, str> {
+    if secret.is_empty() || !text.contains(secret) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(text.replace(secret, "***"))
+}
+
 /// A URL for a message: credentials hidden, then cut and escaped.
 pub fn url_value(u: &str) -> String {
     value(&url(u))
@@ -135,6 +144,8 @@ mod tests {
             "bad uri http://u:***@h/ x"
         );
         assert_eq!(secrets_of("http://h/", "no secret"), "no secret");
+        assert_eq!(hiding("bad pw hunter2!", "hunter2"), "bad pw ***!");
+        assert_eq!(hiding("x", ""), "x");
     }
 
     #[test]

@@ -12,6 +12,9 @@ pub struct Registry {
     auth: Option<String>,
     /// The URL without credentials, for messages.
     shown: String,
+    /// The password as written and decoded, and the Basic token: never
+    /// quoted, even if a registry's reply or an error echoes them.
+    secrets: Vec<String>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -40,8 +43,25 @@ impl Registry {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, ""),
         };
+        // An `@` after the first `/`: a password holding a `/` moved the
+        // authority's end, so the "host" would be a piece of it.
+        if path.contains('@') {
+            return Err(format!(
+                "schema registry URL `{}` has an `@` after the first `/` (in a password, write `/` `@` as %2F %40)",
+                crate::redact::malformed_url_value(url)
+            ));
+        }
+        let mut secrets = Vec::new();
         let (auth, host) = match authority.rsplit_once('@') {
-            Some((userinfo, host)) => (Some(basic_auth(&percent_decode(userinfo))), host),
+            Some((userinfo, host)) => {
+                let decoded = percent_decode(userinfo);
+                let auth = basic_auth(&decoded);
+                let password = |u: &str| u.split_once(':').map_or(u, |(_, p)| p).to_string();
+                secrets.extend([password(userinfo), password(&decoded)]);
+                secrets.push(auth.trim_start_matches("Basic ").to_string());
+                secrets.retain(|s| !s.is_empty());
+                (Some(auth), host)
+            }
             None => (None, authority),
         };
         if host.is_empty() {
@@ -52,7 +72,15 @@ impl Registry {
             shown: base.clone(),
             base,
             auth,
+            secrets,
         })
+    }
+
+    /// `text` (a reply, an error) with the credentials hidden.
+    fn hide(&self, text: &str) -> String {
+        self.secrets
+            .iter()
+            .fold(text.to_string(), |t, s| t.replace(s.as_str(), "***"))
     }
 
     /// Registers `schema` (Avro schema JSON) under `subject`, retrying with
@@ -93,6 +121,7 @@ impl Registry {
                         .limit(1 << 20)
                         .read_to_string()
                         .unwrap_or_default();
+                    let text = self.hide(&text);
                     if status == 200 {
                         return parse_id(&text).map_err(|e| {
                             RegistryError::Refused(format!("schema registry {}: {e}", self.shown))
@@ -108,7 +137,11 @@ impl Registry {
                     }
                     msg
                 }
-                Err(e) => format!("schema registry {} unreachable: {e}", self.shown),
+                Err(e) => format!(
+                    "schema registry {} unreachable: {}",
+                    self.shown,
+                    crate::redact::value(&self.hide(&e.to_string()))
+                ),
             };
             log::warn!("{problem}; retrying in {:.1} s", backoff.as_secs_f64());
             if !keep_trying(backoff) {
@@ -179,6 +212,15 @@ mod tests {
         assert_eq!(r.auth.as_deref(), Some("Basic dXNAZXI6cDpzcw=="));
         assert!(!format!("{r:?}").contains("p%3Ass"));
         assert!(Registry::parse("reg.test:8081").is_err());
+    }
+
+    #[test]
+    fn a_password_with_a_slash_is_refused_unquoted() {
+        let e = Registry::parse("https://user:pa/ssw0rd@reg.test:8081/").unwrap_err();
+        assert!(!e.contains("pa/ss") && !e.contains("ssw0rd"), "{e}");
+        assert!(e.contains("%2F"), "{e}");
+        let r = Registry::parse("https://user:p%2Fss@reg.test/").expect("parse");
+        assert_eq!(r.hide("x p%2Fss p/ss cDpzcw y"), "x *** *** cDpzcw y");
     }
 
     #[test]

@@ -343,15 +343,35 @@ fn check_fields(
 fn options(fields: &[&[u8]], defaults: &Spec) -> Result<Spec, String> {
     let mut spec = defaults.clone();
     let mut seen: Vec<&str> = Vec::new();
+    // After a `header=`, a field that is no option may be the rest of its
+    // value cut at a `,` (`header=Authorization: Bearer ab,cd`): not quoted.
+    let mut after_header = false;
+    const CUT_HEADER: &str =
+        " (not shown: it may be the rest of a header value cut at a `,`; put the field in \"…\")";
     for raw in fields {
-        let text = std::str::from_utf8(raw)
-            .map_err(|_| format!("option `{}` is not valid UTF-8", redact::bytes(raw)))?;
+        let text = std::str::from_utf8(raw).map_err(|_| {
+            if after_header {
+                format!("an option is not valid UTF-8{CUT_HEADER}")
+            } else {
+                format!("option `{}` is not valid UTF-8", redact::bytes(raw))
+            }
+        })?;
         let Some((key, value)) = text.split_once('=') else {
+            if after_header {
+                return Err(format!(
+                    "expected key=value after the URL ({OPTION_KEYS}){CUT_HEADER}"
+                ));
+            }
             return Err(format!(
                 "expected key=value after the URL ({OPTION_KEYS}), found `{}`",
                 redact::value(text)
             ));
         };
+        let known = OPTION_KEYS.split(", ").any(|k| k == key.trim());
+        if after_header && !known {
+            return Err(format!("unknown option (known: {OPTION_KEYS}){CUT_HEADER}"));
+        }
+        after_header |= key.trim() == "header";
         let (key, value) = (key.trim(), value.trim());
         if key != "header" {
             if seen.contains(&key) {

@@ -512,3 +512,78 @@ fn a_record_arriving_while_another_partition_lingers_waits_only_its_own_linger()
     assert!(took < linger + linger / 4, "sent after {took:?}");
     assert_eq!(p.close().delivered, 2);
 }
+
+/// A SASL broker that refuses the PLAIN login and echoes what it was sent
+/// (user and password) with a terminal escape: the error quotes neither.
+#[test]
+fn a_broker_echoing_the_password_never_gets_it_quoted() {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = l.local_addr().expect("addr").to_string();
+    std::thread::spawn(move || {
+        for mut s in l.incoming().flatten() {
+            std::thread::spawn(move || {
+                loop {
+                    let mut len = [0u8; 4];
+                    if s.read_exact(&mut len).is_err() {
+                        return;
+                    }
+                    let mut req = vec![0u8; i32::from_be_bytes(len) as usize];
+                    if s.read_exact(&mut req).is_err() {
+                        return;
+                    }
+                    let mut c = Cursor(&req);
+                    let (key, version, corr) = (c.i16(), c.i16(), c.i32());
+                    let _client = c.string();
+                    let mut body = Vec::new();
+                    match key {
+                        18 => {
+                            put16(&mut body, if version > 0 { 35 } else { 0 });
+                            let keys: &[(i16, i16, i16)] =
+                                &[(0, 3, 3), (3, 0, 1), (17, 1, 1), (18, 0, 0), (36, 0, 0)];
+                            put32(&mut body, keys.len() as i32);
+                            for (k, lo, hi) in keys {
+                                put16(&mut body, *k);
+                                put16(&mut body, *lo);
+                                put16(&mut body, *hi);
+                            }
+                        }
+                        17 => {
+                            put16(&mut body, 0);
+                            put32(&mut body, 1);
+                            put_str(&mut body, "PLAIN");
+                        }
+                        36 => {
+                            let n = c.i32() as usize;
+                            let sent = String::from_utf8_lossy(c.take(n)).replace('\0', " ");
+                            put16(&mut body, 58); // SASL_AUTHENTICATION_FAILED
+                            put_str(&mut body, &format!("\x1b[31mbad login:{sent}"));
+                            put32(&mut body, 0);
+                        }
+                        _ => return,
+                    }
+                    if reply(&mut s, corr, &body).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    let mut c = cfg(&addr);
+    let props: Vec<(String, String)> = [
+        ("security.protocol", "SASL_PLAINTEXT"),
+        ("sasl.mechanism", "PLAIN"),
+        ("sasl.username", "ops"),
+        ("sasl.password", "hunter2-Secret"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    c.apply(&props).expect("config");
+    let e = Producer::start(c).err().expect("must refuse");
+    assert_eq!(e.kind, ErrorKind::Auth, "{e}");
+    assert!(e.message.contains("bad login"), "{e}");
+    assert!(!e.message.contains("hunter2-Secret"), "{e}");
+    assert!(!e.message.contains('\x1b'), "{e}");
+    let detail = e.broker.and_then(|b| b.detail).unwrap_or_default();
+    assert!(!detail.contains("hunter2-Secret"), "{detail}");
+}

@@ -328,6 +328,67 @@ fn credentials_never_leave_the_process() {
     );
 }
 
+/// Secrets that parse badly: a registry password holding a `/` (the URL's
+/// authority then ends inside it) and a header value cut at a `,` in the
+/// targets file. With -vv, neither stderr nor stdout quotes them.
+#[test]
+fn credentials_that_parse_badly_never_leave_the_process() {
+    let http = HttpServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("t.csv");
+    write_targets(&csv, &[(0.1, http.url("/fixed"))]);
+    let refused = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let registry = format!("http://reg:Reg/Pass0rdSecret@{}/", http.addr());
+    let mut child = spawn(&[
+        "-vv",
+        "-B",
+        &format!("127.0.0.1:{refused}"),
+        "-S",
+        &registry,
+        "--flush-timeout",
+        "0.2",
+        csv.to_str().expect("path"),
+    ]);
+    let stdout = read_stdout_meanwhile(&mut child);
+    std::thread::sleep(Duration::from_millis(800));
+    if child.try_wait().expect("try_wait").is_none() {
+        signal(&child, "-TERM");
+    }
+    let status = wait_bounded(&mut child, Duration::from_secs(10));
+    let (_, err) = read_all(&mut child);
+    let out = stdout.join().expect("stdout reader");
+    for secret in ["Pass0rdSecret", "Reg/Pass"] {
+        assert!(!out.contains(secret), "{secret} in stdout: {out}");
+        assert!(!err.contains(secret), "{secret} in stderr: {err}");
+    }
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(err.contains("%2F"), "{err}");
+
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(
+        &bad,
+        format!(
+            "0.1, {}, header=Authorization: Bearer ab,HdrTok3nSecret\n\
+             0.1, {}, header=X-Key: ab,KeyTok3n=Secret\n",
+            http.url("/fixed"),
+            http.url("/fixed")
+        ),
+    )
+    .expect("write targets");
+    let mut child = spawn(&["-vv", bad.to_str().expect("path")]);
+    let status = wait_bounded(&mut child, Duration::from_secs(10));
+    let (out, err) = read_all(&mut child);
+    for secret in ["HdrTok3nSecret", "KeyTok3n"] {
+        assert!(!out.contains(secret), "{secret} in stdout: {out}");
+        assert!(!err.contains(secret), "{secret} in stderr: {err}");
+    }
+    assert_eq!(status.code(), Some(2), "{err}");
+    assert!(err.contains("header value cut at a `,`"), "{err}");
+}
+
 #[test]
 fn a_closed_stderr_never_turns_into_a_panic() {
     use std::io::{BufRead, BufReader};

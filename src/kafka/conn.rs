@@ -167,6 +167,15 @@ impl std::fmt::Debug for Conn {
     }
 }
 
+/// `e` with `password` hidden in its message and in the broker's words.
+fn hide_password(mut e: KafkaError, password: &str) -> KafkaError {
+    e.message = crate::redact::hiding(&e.message, password).into_owned();
+    if let Some(d) = e.broker.as_mut().and_then(|b| b.detail.as_mut()) {
+        *d = crate::redact::hiding(d, password).into_owned();
+    }
+    e
+}
+
 fn resolve(addr: &str) -> Result<Vec<SocketAddr>, KafkaError> {
     let addrs: Vec<SocketAddr> = addr
         .to_socket_addrs()
@@ -273,7 +282,9 @@ impl Conn {
         if cfg.security_protocol.uses_sasl()
             && let Some(s) = &cfg.sasl
         {
-            c.authenticate(s.mechanism, &s.username, &s.password)?;
+            // A broker's reply may echo what it was sent: never the password.
+            c.authenticate(s.mechanism, &s.username, &s.password)
+                .map_err(|e| hide_password(e, &s.password))?;
             c.authenticated = true;
         }
         Ok(c)
@@ -328,7 +339,10 @@ impl Conn {
         let auth_err = |m: String| {
             KafkaError::new(
                 ErrorKind::Auth,
-                format!("SASL authentication failed for user {user}: {m}"),
+                format!(
+                    "SASL authentication failed for user {}: {m}",
+                    crate::redact::value(user)
+                ),
             )
         };
         let hv = self.versions.sasl_handshake.ok_or_else(|| {

@@ -485,7 +485,10 @@ pub fn parse_produce(resp: &ProduceResponse, topic: &str) -> Vec<PartitionResult
             partition: p.index,
             error: response_error(p.error_code),
             base_offset: p.base_offset,
-            error_message: p.error_message.as_ref().map(|m| m.as_str().to_string()),
+            error_message: p
+                .error_message
+                .as_ref()
+                .map(|m| crate::redact::value(m.as_str())),
         })
         .collect()
 }
@@ -520,7 +523,7 @@ impl BrokerError {
                 api,
                 e,
                 detail
-                    .map(|m| m.as_str().to_string())
+                    .map(|m| crate::redact::value(m.as_str()))
                     .filter(|m| !m.is_empty()),
             )),
         }
@@ -596,7 +599,10 @@ impl Request for CreateTopicsRequest {
             match response_error(t.error_code) {
                 None | Some(ResponseError::TopicAlreadyExists) => {}
                 Some(e) => {
-                    let detail = t.error_message.as_ref().map(|m| m.as_str().to_string());
+                    let detail = t
+                        .error_message
+                        .as_ref()
+                        .map(|m| crate::redact::value(m.as_str()));
                     return Err(BrokerError::new(Self::KEY, e, detail));
                 }
             }
@@ -613,7 +619,11 @@ impl Request for SaslHandshakeRequest {
     }
     /// The detail lists the mechanisms the broker does enable.
     fn check(resp: &SaslHandshakeResponse) -> Result<(), BrokerError> {
-        let offered: Vec<&str> = resp.mechanisms.iter().map(|m| m.as_str()).collect();
+        let offered: Vec<String> = resp
+            .mechanisms
+            .iter()
+            .map(|m| crate::redact::value(m.as_str()))
+            .collect();
         BrokerError::check(Self::KEY, resp.error_code, None).map_err(|mut e| {
             e.detail = Some(format!("the broker offers: {}", offered.join(", ")));
             e

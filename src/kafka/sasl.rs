@@ -186,7 +186,10 @@ impl ScramClient {
             .map_err(|_| SaslError("SCRAM: server-first message is not UTF-8".into()))?;
         let attrs = parse_attrs(sf);
         if let Some(e) = attr(&attrs, 'e') {
-            return err(format!("SCRAM: server refused: {e}"));
+            return err(format!(
+                "SCRAM: server refused: {}",
+                crate::redact::value(e)
+            ));
         }
         let r = attr(&attrs, 'r')
             .ok_or_else(|| SaslError("SCRAM: server-first has no nonce".into()))?;
@@ -238,7 +241,10 @@ impl ScramClient {
             .map_err(|_| SaslError("SCRAM: server-final message is not UTF-8".into()))?;
         let attrs = parse_attrs(sf);
         if let Some(e) = attr(&attrs, 'e') {
-            return err(format!("SCRAM: server refused: {e}"));
+            return err(format!(
+                "SCRAM: server refused: {}",
+                crate::redact::value(e)
+            ));
         }
         let v = attr(&attrs, 'v')
             .ok_or_else(|| SaslError("SCRAM: server-final has no verifier".into()))?;
