@@ -148,7 +148,9 @@ fn resolve(current: &str, location: &[u8]) -> Result<String, Refused> {
     if text.is_empty() {
         return Err(Refused::Malformed("empty".to_string()));
     }
-    let quoted = || format!("`{}`", redact::value(&redact::url(text)));
+    // A Location that does not parse may split its userinfo anywhere: hide
+    // everything before its last `@`.
+    let quoted = || format!("`{}`", redact::malformed_url_value(text));
     let encoded = text.replace(' ', "%20");
     let reference = IriReferenceStr::new(&encoded)
         .map_err(|_| Refused::Malformed(format!("{} is not a URI reference", quoted())))?;
@@ -296,6 +298,8 @@ mod tests {
         assert!(!e.to_string().contains("hunter22"), "{e}");
         let e = go("http://user:hunter22@[::1/").expect_err("bracket");
         assert!(!e.to_string().contains("hunter22"), "{e}");
+        let e = go("http://u:hun/ter22@[::1").expect_err("slash in the password");
+        assert!(!e.to_string().contains("ter22"), "{e}");
     }
 
     #[test]
