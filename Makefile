@@ -62,7 +62,7 @@ test-deps:
 test-packages:
 	bash tests/packages.sh
 
-# --- static and cross builds (Docker-free; see README "Install") ---
+# --- static and cross builds (Docker-free; see README "Install", docs/operations.md) ---
 #   make cross-setup          install cross toolchains, musl, qemu-user (root; idempotent)
 #   make static               x86_64-unknown-linux-musl  -> dist/latency-logger-x86_64-unknown-linux-musl
 #   make cross-arm            aarch64 + armv7 musl       -> dist/latency-logger-<target>
@@ -101,7 +101,7 @@ cross-arm:
 	bash .ci/cross-build.sh $(ARM_TARGETS)
 endif
 
-# --- release packages (packaging/build.sh; README "Install") ---
+# --- release packages (packaging/build.sh; README "Install", docs/operations.md) ---
 #   make deb    dist/latency-logger_<version>-1_{amd64,arm64,armhf}.deb
 #   make ipk    dist/latency-logger_<version>-1_<OpenWrt arch>.ipk (aarch64 and armv7 names)
 #   make dist   the static binaries, all packages and dist/SHA256SUMS

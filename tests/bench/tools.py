@@ -423,7 +423,7 @@ def summarize(d):
     for r in by.get("p6.size", []):
         w(f"- release binary (x86_64-unknown-linux-gnu, stripped, LTO): shipped profile {int(r['rel']):,} bytes"
           + (f"; opt-level 3 everywhere {int(r['all3']):,} bytes ({int(r['all3']) / int(r['rel']):.2f}×)" if r.get("all3") else "")
-          + ". Static musl sizes: `make static cross-arm` (README).")
+          + ". Static musl sizes: `make static cross-arm` (docs/operations.md).")
     w("")
 
     # ---- micro
