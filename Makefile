@@ -116,7 +116,7 @@ ipk: cross-arm
 dist: static cross-arm
 	bash packaging/build.sh deb ipk sums
 
-# --- benchmarks: figures appended to BENCHMARKS.md (see tests/bench/HEADER.md) ---
+# --- benchmarks: BENCHMARKS.md's current table updated, the run added to docs/benchmarks-history.md (see tests/bench/HEADER.md) ---
 #   make bench-build   release binary, bench programs, criterion bench, and a
 #                      build with opt-level 3 for every crate (size/speed comparison)
 #   make bench-run     the measurements only (~11-12 min on 2 cores; part 5 starts a local Kafka broker)
@@ -124,7 +124,7 @@ dist: static cross-arm
 #   make bench-musl    only the shipped static musl binary next to the glibc build
 #                      (CPU, minor faults, syscalls, RSS per probe; tests/bench/musl.py)
 # Knobs: BENCH_PROBES, BENCH_CURL_PER_PROCESS, BENCH_ROUNDS,
-# BENCH_STEADY_SECONDS, BENCH_SCHED_SECONDS, BENCH_OUT (see tests/bench/run.sh).
+# BENCH_STEADY_SECONDS, BENCH_SCHED_SECONDS, BENCH_OUT, BENCH_HISTORY (see tests/bench/run.sh).
 BENCH_TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 BENCH_ALL3_TARGET_DIR ?= $(BENCH_TARGET_DIR)/all3
 BENCH_RUN = CARGO_TARGET_DIR=$(BENCH_TARGET_DIR) BENCH_ALL3_TARGET_DIR=$(BENCH_ALL3_TARGET_DIR) \
