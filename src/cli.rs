@@ -1190,7 +1190,10 @@ mod tests {
         in_readme.dedup();
         let mut in_table: Vec<String> = FLAGS.iter().map(|f| f.1.to_string()).collect();
         in_table.sort();
-        assert_eq!(in_readme, in_table, "docs/flags.md flag tables vs FLAGS (-h)");
+        assert_eq!(
+            in_readme, in_table,
+            "docs/flags.md flag tables vs FLAGS (-h)"
+        );
     }
 
     #[test]
