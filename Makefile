@@ -62,7 +62,7 @@ test-deps:
 test-packages:
 	bash tests/packages.sh
 
-# --- static and cross builds (Docker-free; see README "Install") ---
+# --- static and cross builds (Docker-free; see README "Install", docs/operations.md) ---
 #   make cross-setup          install cross toolchains, musl, qemu-user (root; idempotent)
 #   make static               x86_64-unknown-linux-musl  -> dist/latency-logger-x86_64-unknown-linux-musl
 #   make cross-arm            aarch64 + armv7 musl       -> dist/latency-logger-<target>
@@ -101,7 +101,7 @@ cross-arm:
 	bash .ci/cross-build.sh $(ARM_TARGETS)
 endif
 
-# --- release packages (packaging/build.sh; README "Install") ---
+# --- release packages (packaging/build.sh; README "Install", docs/operations.md) ---
 #   make deb    dist/latency-logger_<version>-1_{amd64,arm64,armhf}.deb
 #   make ipk    dist/latency-logger_<version>-1_<OpenWrt arch>.ipk (aarch64 and armv7 names)
 #   make dist   the static binaries, all packages and dist/SHA256SUMS
@@ -116,7 +116,7 @@ ipk: cross-arm
 dist: static cross-arm
 	bash packaging/build.sh deb ipk sums
 
-# --- benchmarks: figures appended to BENCHMARKS.md (see tests/bench/HEADER.md) ---
+# --- benchmarks: BENCHMARKS.md's current table updated, the run added to docs/benchmarks-history.md (see tests/bench/HEADER.md) ---
 #   make bench-build   release binary, bench programs, criterion bench, and a
 #                      build with opt-level 3 for every crate (size/speed comparison)
 #   make bench-run     the measurements only (~11-12 min on 2 cores; part 5 starts a local Kafka broker)
@@ -124,7 +124,7 @@ dist: static cross-arm
 #   make bench-musl    only the shipped static musl binary next to the glibc build
 #                      (CPU, minor faults, syscalls, RSS per probe; tests/bench/musl.py)
 # Knobs: BENCH_PROBES, BENCH_CURL_PER_PROCESS, BENCH_ROUNDS,
-# BENCH_STEADY_SECONDS, BENCH_SCHED_SECONDS, BENCH_OUT (see tests/bench/run.sh).
+# BENCH_STEADY_SECONDS, BENCH_SCHED_SECONDS, BENCH_OUT, BENCH_HISTORY (see tests/bench/run.sh).
 BENCH_TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 BENCH_ALL3_TARGET_DIR ?= $(BENCH_TARGET_DIR)/all3
 BENCH_RUN = CARGO_TARGET_DIR=$(BENCH_TARGET_DIR) BENCH_ALL3_TARGET_DIR=$(BENCH_ALL3_TARGET_DIR) \

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 /// Static (musl) builds only: musl's malloc unmaps freed blocks at once and
-/// takes one lock for all threads; see Cargo.toml and BENCHMARKS.md (issue 12).
+/// takes one lock for all threads; see Cargo.toml and docs/benchmarks-history.md (issue 12).
 #[cfg(target_env = "musl")]
 #[global_allocator]
 static ALLOC: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;

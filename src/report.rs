@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 /// Why a probe produced no (complete) response: a closed list, named by the
-/// phase that failed (documented in the README and in `report.avsc`).
+/// phase that failed (documented in docs/schema.md and in `report.avsc`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     Dns,
@@ -602,8 +602,8 @@ mod tests {
 
     #[test]
     fn readme_lists_every_field() {
-        let readme = include_str!("../README.md");
-        let cells: String = readme
+        let schema_doc = include_str!("../docs/schema.md");
+        let cells: String = schema_doc
             .lines()
             .filter(|l| l.starts_with("| `"))
             .filter_map(|l| l.split('|').nth(1))
@@ -613,7 +613,7 @@ mod tests {
             let name = f["name"].as_str().expect("name");
             assert!(
                 cells.contains(&format!("`{name}`")),
-                "README lacks field {name}"
+                "docs/schema.md lacks field {name}"
             );
         }
     }

@@ -244,7 +244,7 @@ for n, line in enumerate(lines, 1):
     if u not in seen:
         errors.append("line %d: unexpected url %r" % (n, u)); continue
     if r["error_kind"] == "skipped" and r.get("error") == "shutting down":
-        continue  # a job queued when SIGTERM came: reported, not probed (README, Signals)
+        continue  # a job queued when SIGTERM came: reported, not probed (docs/operations.md, Signals)
     if r["code"] != 200 or r["error_kind"] not in (None, ""):
         errors.append("line %d: %s code=%r error_kind=%r error=%r" % (n, u, r["code"], r["error_kind"], r.get("error"))); continue
     t = [r[k] for k in ("namelookup", "connect", "pretransfer", "starttransfer", "total")]

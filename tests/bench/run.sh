@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# `make bench`: every figure of BENCHMARKS.md, measured side by side in one run,
-# then appended to BENCHMARKS.md with date, commit, machine and the commands.
+# `make bench`: every figure of BENCHMARKS.md, measured side by side in one run;
+# then tests/bench/table.py rewrites the rows of BENCHMARKS.md's current table
+# that this run measured (value, commit, date) and puts the full write-up (date,
+# commit, machine, every table, the commands) first in docs/benchmarks-history.md.
 # Expects the builds of `make bench-build` (Makefile). Bounded: ~11-12 min (part 7 ~5).
 #
 # Knobs (environment): BENCH_PROBES (1000), BENCH_CURL_PER_PROCESS (1000),
 # BENCH_ROUNDS (3), BENCH_STEADY_SECONDS (60), BENCH_SCHED_SECONDS (10),
-# BENCH_KAFKA_RECORDS (200000), BENCH_OUT (BENCHMARKS.md), CARGO_TARGET_DIR,
+# BENCH_KAFKA_RECORDS (200000), BENCH_OUT (BENCHMARKS.md: the current table),
+# BENCH_HISTORY (docs/benchmarks-history.md: the runs), CARGO_TARGET_DIR,
 # BENCH_ALL3_TARGET_DIR, LL_CACHE_DIR (Kafka jars; default .cache),
 # BENCH_MUSL_BIN (dist/latency-logger-x86_64-unknown-linux-musl; part 7),
 # BENCH_MUSL_STEADY_SECONDS (20; also read by musl.py, as BENCH_ROUNDS).
@@ -25,6 +28,7 @@ KAFKA_RECORDS=${BENCH_KAFKA_RECORDS:-200000}
 PATH_S=${BENCH_PATH_SECONDS:-20}
 SCHED_S=${BENCH_SCHED_SECONDS:-10}
 OUT=${BENCH_OUT:-$ROOT/BENCHMARKS.md}
+HISTORY=${BENCH_HISTORY:-$ROOT/docs/benchmarks-history.md}
 TOOLS="python3 $ROOT/tests/bench/tools.py"
 
 for t in curl python3 /usr/bin/time timeout; do
@@ -305,9 +309,8 @@ COMMIT=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
 git diff --quiet HEAD 2>/dev/null || COMMIT="$COMMIT (+ uncommitted changes)"
 CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 MEM=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
+RUN_MD=$W/run.md
 {
-    [ -s "$OUT" ] || cat tests/bench/HEADER.md
-    echo
     echo "## Run $START_DATE — commit $COMMIT"
     echo
     echo "- Machine: $(uname -srm), $CPU_MODEL, $(nproc) CPUs, $MEM; load average at start $LOAD_START, at end $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -334,5 +337,29 @@ MEM=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
     echo '```'
     echo
     echo "</details>"
-} >>"$OUT"
-say "done in $((T1 - T0)) s; results appended to $OUT (raw figures in $RAW)"
+} >"$RUN_MD"
+
+# The current table: the figures this run measured (tools.py figures), and the
+# static binaries' sizes when dist/ holds binaries built after the last commit
+# (older ones were built from an earlier tree).
+$TOOLS figures "$W" >"$W/figures.tsv"
+COMMIT_TIME=$(git log -1 --format=%ct 2>/dev/null || echo 0)
+for t in x86_64-unknown-linux-musl aarch64-unknown-linux-musl armv7-unknown-linux-musleabihf; do
+    b=$ROOT/dist/latency-logger-$t
+    [ "$t" = x86_64-unknown-linux-musl ] && b=$MUSL_BIN
+    if [ -f "$b" ] && [ "$(stat -c %Y "$b")" -gt "$COMMIT_TIME" ]; then
+        printf 'static binary size, %s\t%s bytes\n' "${t%%-*}" \
+            "$(python3 -c 'import sys; print(f"{int(sys.argv[1]):,}")' "$(stat -c %s "$b")")" >>"$W/figures.tsv"
+    fi
+done
+if [ ! -s "$HISTORY" ]; then
+    mkdir -p "$(dirname "$HISTORY")"
+    printf '# Benchmark history\n\nEvery run of `make bench`, newest first.\n\n<!-- runs:newest-first -->\n' >"$HISTORY"
+fi
+if python3 tests/bench/table.py --bench "$OUT" --history "$HISTORY" --commit "$COMMIT" \
+    --date "${START_DATE%%T*}" --figures "$W/figures.tsv" --run "$RUN_MD"; then
+    say "done in $((T1 - T0)) s; current table in $OUT updated, run added to $HISTORY (raw figures in $RAW)"
+else
+    say "done in $((T1 - T0)) s; $OUT or $HISTORY could not be updated: the run is in $RUN_MD, its figures in $W/figures.tsv"
+    exit 1
+fi

@@ -9,7 +9,8 @@ Subcommands:
   steady FILE            latency-logger JSON lines -> counts, lateness quantiles
   count FILE             latency-logger JSON lines -> ok / skipped / failed counts
   startup RUNS -- CMD..  exec -> "probing" log line (ms), then SIGTERM; wait4 rusage
-  summarize DIR          raw results in DIR -> the Markdown section for BENCHMARKS.md
+  summarize DIR          raw results in DIR -> the Markdown write-up of the run
+  figures DIR            raw results in DIR -> "NAME<TAB>VALUE" lines of the current table (table.py)
 """
 
 import json
@@ -423,7 +424,7 @@ def summarize(d):
     for r in by.get("p6.size", []):
         w(f"- release binary (x86_64-unknown-linux-gnu, stripped, LTO): shipped profile {int(r['rel']):,} bytes"
           + (f"; opt-level 3 everywhere {int(r['all3']):,} bytes ({int(r['all3']) / int(r['rel']):.2f}×)" if r.get("all3") else "")
-          + ". Static musl sizes: `make static cross-arm` (README).")
+          + ". Static musl sizes: `make static cross-arm` (docs/operations.md).")
     w("")
 
     # ---- micro
@@ -461,6 +462,102 @@ def criterion(path):
         name = None
 
 
+# Figures of BENCHMARKS.md's current table: "NAME<TAB>VALUE" lines for
+# tests/bench/table.py, from DIR/raw.txt, DIR/musl-raw.txt (musl.py --raw) and
+# DIR/kpath.md (kafka_path.py). A figure this run did not measure is left out.
+# The names are the table's figure cells, exactly.
+
+
+def figures(d):
+    rows = load_raw(d)
+    by = {}
+    for tag, r in rows:
+        by.setdefault(tag, []).append(r)
+    out = []
+
+    def put(name, value):
+        if value is not None:
+            out.append(f"{name}\t{value}")
+
+    def cpu(tag):
+        vals = [r["cpu_per_probe_us"] for r in by.get(tag, [])]
+        return med(vals) if vals else None
+
+    # part 7: the shipped static binary next to glibc (musl.py's raw lines)
+    musl_raw = os.path.join(d, "musl-raw.txt")
+    if os.path.exists(musl_raw):
+        m = []
+        for line in open(musl_raw):
+            tag, *rest = line.split()
+            if rest:
+                r = dict(p.split("=", 1) for p in rest)
+                r["tag"] = tag
+                m.append(r)
+
+        def rounds(tag, build, scheme):
+            return {r["round"]: float(r["cpu_per_probe_us"]) for r in m
+                    if r["tag"] == tag and r.get("build") == build and r.get("scheme") == scheme
+                    and "round" in r and "cpu_per_probe_us" in r}
+
+        for scheme, label in (("http", "HTTP"), ("https", "HTTPS")):
+            for build in ("glibc", "musl"):
+                got = rounds("probe", build, scheme)
+                if got:
+                    put(f"CPU per {label} probe, {build} (whole process, one probe every 4 ms)",
+                        f"{statistics.median(got.values()):.0f} µs")
+            for tag, workload in (("probe", "one probe every 4 ms"), ("steady", "100 targets at 1 s")):
+                g, mu = rounds(tag, "glibc", scheme), rounds(tag, "musl", scheme)
+                ratios = [mu[k] / g[k] for k in mu if g.get(k)]
+                if ratios:
+                    put(f"musl ÷ glibc CPU, {label}, {workload} (same-round median)",
+                        f"{statistics.median(ratios):.2f}×")
+
+    lib, curl = cpu("p1.lib.rel.https"), cpu("p1.curl1.https")
+    if lib and curl:
+        put("CPU per fresh HTTPS probe ÷ curl one process (library loop)", f"{lib / curl:.2f}×")
+    rss = [float(r["maxrss_kib"]) for k in ("http", "https") for r in by.get(f"p1.bin.{k}", [])]
+    if rss:
+        put("peak RSS, one probe every 4 ms (real binary, glibc)", f"{max(rss):,.0f} KiB")
+    for scheme, label in (("http", "HTTP"), ("https", "HTTPS")):
+        ll, cu = by.get(f"p2.ll.{scheme}"), by.get(f"p2.curl.{scheme}")
+        if ll and cu:
+            diff = float(ll[-1]["median_ms"]) - float(cu[-1]["median_ms"])
+            put(f"timing fidelity, {label}: median − curl's", f"{diff:+.3f} ms")
+    s3 = sorted(by.get("p3.sched", []), key=lambda r: int(r["targets"]))
+    if s3:
+        put("memory per target, 1M targets (bench program)", f"{float(s3[-1]['bytes_per_target']):.0f} bytes")
+        p99 = max(float(r["late_p99_us"]) for r in s3)
+        put("dispatch lateness p99, worst of 10k / 100k / 1M targets", f"{p99 / 1e3:.3f} ms")
+    for r in by.get("p3.bin1m", []):
+        put("peak RSS, 1M targets (real binary)", f"{int(r['maxrss_kib']) / 1024:.1f} MiB")
+    for r in by.get("p4", []):
+        c = (float(r["user_s"]) + float(r["sys_s"])) / float(r["wall_s"]) * 100
+        put("steady state, 1,000 targets at 1 s: CPU", f"{c:.1f} %")
+        put("steady state, 1,000 targets at 1 s: peak RSS", f"{int(r['maxrss_kib']) / 1024:.1f} MiB")
+    measured = [r for r in by.get("p5", []) if r.get("status") == "measured"]
+    for comp, spool, name in (("none", "off", "uncompressed"), ("snappy", "off", "snappy"),
+                              ("none", "live", "through the spool (live)")):
+        rs = [r for r in measured
+              if r.get("compression", "?").lower() == comp and r.get("spool", "off") == spool]
+        if rs:
+            put(f"producer records/s, {name}", f"{med(r['records_per_s'] for r in rs):,.0f}")
+    kpath = os.path.join(d, "kpath.md")
+    if os.path.exists(kpath):
+        for line in open(kpath):
+            c = [x.strip() for x in line.strip().strip("|").split("|")]
+            if len(c) < 5 or c[1] != "musl" or c[2] not in ("kafka", "spool") or c[4] in ("—", "nan"):
+                continue
+            rate = {"10": "10", "1000": "1,000"}.get(c[0])
+            if rate:
+                sink = "musl" if c[2] == "kafka" else "musl + spool"
+                put(f"Kafka path per probe vs stdout, {rate} targets/s, {sink}", f"{c[4]} µs")
+    for r in by.get("p6.ready", []):
+        put("start-up, exec → ready with 1,000 targets", f"{float(r['ready_median_ms']):.2f} ms")
+    for r in by.get("p6.size", []):
+        put("release binary size, x86_64 glibc", f"{int(r['rel']):,} bytes")
+    print("\n".join(out))
+
+
 def main():
     a = sys.argv[1:]
     cmd = a[0] if a else ""
@@ -486,6 +583,8 @@ def main():
         criterion(a[1])
     elif cmd == "summarize":
         summarize(a[1])
+    elif cmd == "figures":
+        figures(a[1])
     else:
         sys.exit(__doc__)
 
