@@ -115,13 +115,36 @@ pub fn malformed_url_value(u: &str) -> String {
     let Some(at) = u.rfind('@') else {
         return value(u);
     };
-    let start = u[..at].find("://").map_or(0, |s| s + 3);
+    // Only a real scheme's `://` is kept: one inside a password is hidden too.
+    let start = match u.find("://") {
+        Some(s)
+            if s > 0
+                && s < at
+                && u[..s]
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"+-.".contains(&b)) =>
+        {
+            s + 3
+        }
+        _ => 0,
+    };
     value(&format!("{}***{}", &u[..start], &u[at..]))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_malformed_url_hides_all_before_its_last_at() {
+        // Found by the property test: `://` inside a password, no scheme.
+        assert_eq!(
+            malformed_url_value("user:Aa://a@host.test/"),
+            "***@host.test/"
+        );
+        assert_eq!(malformed_url_value("http://u:p/w@h"), "http://***@h");
+        assert_eq!(malformed_url_value("no at sign"), "no at sign");
+    }
 
     #[test]
     fn hides_passwords_and_tokens() {
