@@ -58,20 +58,22 @@ pub fn url(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let secret_userinfo = userinfo_with_secret(text);
+    // `://user:password@` may recur verbatim in the path or query (and
+    // the scheme, quoted on its own, holds no "://"): the one that is the
+    // userinfo must be gone, so shown forms and messages hold fewer.
+    let secret = userinfo_with_secret(text).map(|ui| format!("://{ui}@"));
+    let fewer = |out: &str| {
+        secret
+            .as_ref()
+            .is_none_or(|s| out.matches(s.as_str()).count() < text.matches(s.as_str()).count())
+    };
     match crate::url::parse(text) {
         Ok(u) => {
             assert!(u.request().is_ascii(), "request form {:?}", u.request());
             assert_eq!(u.shown(), crate::redact::url(text));
-            if let Some(ui) = secret_userinfo {
-                assert!(!u.shown().contains(&format!("{ui}@")), "{:?}", u.shown());
-            }
+            assert!(fewer(u.shown()), "{:?}", u.shown());
         }
-        Err(msg) => {
-            if let Some(ui) = secret_userinfo {
-                assert!(!msg.contains(&format!("{ui}@")), "{msg:?}");
-            }
-        }
+        Err(msg) => assert!(fewer(&msg), "{msg:?}"),
     }
 }
 
