@@ -5,7 +5,7 @@ CARGO ?= cargo
 SHELL := /bin/bash
 
 .PHONY: all build release test lint unit test-kafka test-cross bench bench-build bench-run bench-musl clean cross-setup static cross-arm
-.PHONY: test-deps test-packages deb ipk dist
+.PHONY: test-deps test-packages deb ipk dist fuzz fuzz-build fuzz-cmin
 
 all: release
 
@@ -23,7 +23,7 @@ lint:
 # tests); the Kafka suites run in test-kafka, with their brokers.
 unit:
 	$(CARGO) test --lib --bins --test bad_input --test e2e --test pipeline \
-	  --test probe --test unattended --test kafka_fake_broker
+	  --test probe --test unattended --test kafka_fake_broker --test fuzz_replay
 
 # Kafka suites against real brokers (Apache Kafka, tansu) started and stopped
 # by tests/kafka.sh.
@@ -152,6 +152,31 @@ bench-musl:
 	CARGO_TARGET_DIR=$(BENCH_TARGET_DIR) bash .ci/cross-build.sh $(STATIC_TARGET)
 	python3 tests/bench/musl.py --server $(BENCH_TARGET_DIR)/release/examples/bench_server \
 	  glibc=$(BENCH_TARGET_DIR)/release/latency-logger musl=$(BENCH_MUSL_BIN)
+
+# --- fuzzing (fuzz/README.md; nightly + cargo-fuzz, not needed by `make test`,
+# which replays the saved inputs on stable: tests/fuzz_replay.rs) ---
+#   make fuzz        each target for FUZZ_SECONDS (default 60) at nice 19;
+#                    new inputs go to fuzz/corpus/<t>, crashes to fuzz/artifacts/<t>
+#   make fuzz-cmin   minimizes each fuzz/corpus/<t> before a commit
+#   make fuzz FUZZ_TARGETS=url FUZZ_SECONDS=600
+FUZZ_TARGETS ?= x509 targets url registry kafka_response spool
+FUZZ_SECONDS ?= 60
+FUZZ_RSS_MB  ?= 1024
+FUZZ_CARGO   ?= cargo +nightly
+
+fuzz-build:
+	nice -n 10 $(FUZZ_CARGO) fuzz build
+
+fuzz: fuzz-build
+	@test -d fuzz/seeds/x509 || python3 fuzz/seeds/make_seeds.py
+	set -e; for t in $(FUZZ_TARGETS); do \
+	  mkdir -p fuzz/corpus/$$t; \
+	  nice -n 19 $(FUZZ_CARGO) fuzz run $$t fuzz/corpus/$$t fuzz/seeds/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=$(FUZZ_RSS_MB) -print_final_stats=1; \
+	done
+
+fuzz-cmin: fuzz-build
+	set -e; for t in $(FUZZ_TARGETS); do nice -n 19 $(FUZZ_CARGO) fuzz cmin $$t fuzz/corpus/$$t; done
 
 clean:
 	$(CARGO) clean

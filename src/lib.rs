@@ -2,6 +2,8 @@
 pub mod buffers;
 pub mod cli;
 pub mod expect;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod kafka;
 pub mod logging;
 pub mod panics;

@@ -153,7 +153,7 @@ impl Registry {
 }
 
 /// `{"id": N}` → N.
-fn parse_id(text: &str) -> Result<u32, String> {
+pub(crate) fn parse_id(text: &str) -> Result<u32, String> {
     let v: serde_json::Value = serde_json::from_str(text)
         .map_err(|e| format!("reply is not JSON ({e}): {}", crate::redact::value(text)))?;
     v.get("id")

@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 
 /// Marks the start of a frame; lets the reader find the next frame after
 /// damage.
-const MAGIC: u32 = 0x4C53_5031; // "1PSL" little-endian
+pub(crate) const MAGIC: u32 = 0x4C53_5031; // "1PSL" little-endian
 const HEADER: u64 = 12;
 /// Largest payload accepted; a bigger length field is damage.
 pub const MAX_RECORD: usize = 1 << 20;
@@ -140,7 +140,7 @@ struct Segment {
 
 /// A position: segment number and byte offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Pos {
+pub(crate) struct Pos {
     seg: u64,
     off: u64,
 }
@@ -152,7 +152,7 @@ struct InFlight {
 
 /// What the frame reader found at a position.
 #[derive(Debug, PartialEq, Eq)]
-enum Frame {
+pub(crate) enum Frame {
     /// A good frame: its payload and where the next one starts.
     Good(Vec<u8>, u64),
     /// Damage, then a good frame at this offset.
@@ -588,7 +588,7 @@ impl SyncJob {
 
 /// CRC-32C over the payload's length and bytes, so a damaged length field
 /// fails the check too.
-fn checksum(payload: &[u8]) -> u32 {
+pub(crate) fn checksum(payload: &[u8]) -> u32 {
     let crc = crc32c::crc32c(&(payload.len() as u32).to_le_bytes());
     crc32c::crc32c_append(crc, payload)
 }
@@ -601,8 +601,32 @@ fn read_u32(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(w)
 }
 
+/// Where frames are read from: a segment file, or (for tests and the fuzz
+/// target) its bytes in memory, so that the same code reads both.
+pub(crate) trait ReadAt {
+    /// Fills `buf` from `off`, or fails if that runs past the end.
+    fn read_exact_at(&self, buf: &mut [u8], off: u64) -> io::Result<()>;
+}
+
+impl ReadAt for File {
+    fn read_exact_at(&self, buf: &mut [u8], off: u64) -> io::Result<()> {
+        FileExt::read_exact_at(self, buf, off)
+    }
+}
+
+impl ReadAt for [u8] {
+    fn read_exact_at(&self, buf: &mut [u8], off: u64) -> io::Result<()> {
+        let src = usize::try_from(off)
+            .ok()
+            .and_then(|at| self.get(at..at.checked_add(buf.len())?))
+            .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+}
+
 /// A good frame exactly at `off` (not past `end`): its payload and end.
-fn good_frame_at(file: &File, off: u64, end: u64) -> Option<(Vec<u8>, u64)> {
+fn good_frame_at<R: ReadAt + ?Sized>(file: &R, off: u64, end: u64) -> Option<(Vec<u8>, u64)> {
     if off.checked_add(HEADER)? > end {
         return None;
     }
@@ -622,7 +646,7 @@ fn good_frame_at(file: &File, off: u64, end: u64) -> Option<(Vec<u8>, u64)> {
 }
 
 /// Reads the frame at `off`; on damage, looks for the next good frame.
-fn frame_at(file: &File, off: u64, end: u64) -> Frame {
+pub(crate) fn frame_at<R: ReadAt + ?Sized>(file: &R, off: u64, end: u64) -> Frame {
     if off >= end {
         return Frame::End;
     }
@@ -654,7 +678,7 @@ fn frame_at(file: &File, off: u64, end: u64) -> Frame {
 
 /// Counts good records from `from`, damaged regions, whether the tail is
 /// torn, and where the last good frame ends.
-fn scan(file: &File, from: u64, end: u64) -> (u64, u64, u64, bool) {
+pub(crate) fn scan<R: ReadAt + ?Sized>(file: &R, from: u64, end: u64) -> (u64, u64, u64, bool) {
     let (mut records, mut corrupt, mut off) = (0, 0, from);
     let mut last_end = from;
     loop {
@@ -675,11 +699,15 @@ fn scan(file: &File, from: u64, end: u64) -> (u64, u64, u64, bool) {
 }
 
 fn read_ack(path: &Path) -> Option<Pos> {
-    let b = fs::read(path).ok()?;
-    if b.len() != 24 || read_u32(&b, 0) != ACK_MAGIC {
+    parse_ack(&fs::read(path).ok()?)
+}
+
+/// The ack file's bytes → the done position, None if damaged.
+pub(crate) fn parse_ack(b: &[u8]) -> Option<Pos> {
+    if b.len() != 24 || read_u32(b, 0) != ACK_MAGIC {
         return None;
     }
-    if crc32c::crc32c(&b[..20]) != read_u32(&b, 20) {
+    if crc32c::crc32c(&b[..20]) != read_u32(b, 20) {
         return None;
     }
     let mut w = [0u8; 8];

@@ -164,20 +164,28 @@ fn text(tag: u8, value: &[u8]) -> String {
 
 /// UTCTime (YYMMDDHHMMSSZ) or GeneralizedTime (YYYYMMDDHHMMSSZ) → POSIX seconds.
 fn time(tag: u8, value: &[u8]) -> Option<i64> {
-    let s = std::str::from_utf8(value).ok()?.strip_suffix('Z')?;
-    let (year, rest) = match tag {
-        0x17 if s.len() == 12 => {
-            let yy: i64 = s[..2].parse().ok()?;
-            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, &s[2..])
-        }
-        0x18 if s.len() == 14 => (s[..4].parse().ok()?, &s[4..]),
-        _ => return None,
-    };
-    if !rest.bytes().all(|b| b.is_ascii_digit()) {
+    // Every byte before the 'Z' must be an ASCII digit before anything is
+    // sliced: the bytes come from the server, and a multi-byte character
+    // (`1€00000000Z`) or a sign (`+1…`) must give None, not a panic or a
+    // wrong year.
+    let digits = value.strip_suffix(b"Z")?;
+    if !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    let n = |i: usize| rest[i..i + 2].parse::<i64>().ok();
-    let (month, day, h, m, sec) = (n(0)?, n(2)?, n(4)?, n(6)?, n(8)?);
+    let num = |d: &[u8]| {
+        d.iter()
+            .fold(0i64, |acc, &b| acc * 10 + i64::from(b - b'0'))
+    };
+    let (year, rest) = match (tag, digits.len()) {
+        (0x17, 12) => {
+            let yy = num(&digits[..2]);
+            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, &digits[2..])
+        }
+        (0x18, 14) => (num(&digits[..4]), &digits[4..]),
+        _ => return None,
+    };
+    let n = |i: usize| num(&rest[i..i + 2]);
+    let (month, day, h, m, sec) = (n(0), n(2), n(4), n(6), n(8));
     if !(1..=12).contains(&month) || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
         return None;
     }
@@ -207,6 +215,72 @@ mod tests {
         assert_eq!(time(0x17, b"2001010000Z"), None);
         assert_eq!(time(0x18, b"2000022900000Z"), None);
         assert_eq!(time(0x17, b"701301000000Z"), None);
+        // Issue 19 fault 1: a multi-byte character in notBefore (12 bytes
+        // before the Z) panicked slicing s[..2].
+        assert_eq!(time(0x17, "1€00000000Z".as_bytes()), None);
+        assert_eq!(time(0x18, "1€0000000000Z".as_bytes()), None);
+        assert_eq!(time(0x18, "2000€0000000Z".as_bytes()), None);
+        // Signs are not digits (str::parse would take "+1" as 1).
+        assert_eq!(time(0x17, b"+10101000000Z"), None);
+        assert_eq!(time(0x18, b"-0010101000000Z"), None);
+        assert_eq!(time(0x17, b"Z"), None);
+        assert_eq!(time(0x17, b""), None);
+    }
+
+    fn der(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        if content.len() < 0x80 {
+            out.push(content.len() as u8);
+        } else {
+            out.extend_from_slice(&[0x82, (content.len() >> 8) as u8, content.len() as u8]);
+        }
+        out.extend_from_slice(content);
+        out
+    }
+
+    /// A certificate skeleton with the given validity times (UTCTime).
+    fn cert(not_before: &[u8], not_after: &[u8]) -> Vec<u8> {
+        let cn = |v: &str| {
+            let atv = [der(0x06, &[0x55, 0x04, 0x03]), der(0x0C, v.as_bytes())].concat();
+            der(0x30, &der(0x31, &der(0x30, &atv)))
+        };
+        let validity = der(
+            0x30,
+            &[der(0x17, not_before), der(0x17, not_after)].concat(),
+        );
+        let tbs = [
+            der(0xA0, &der(0x02, &[2])),
+            der(0x02, &[1]),
+            der(
+                0x30,
+                &der(0x06, &[0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x04, 0x03, 0x02]),
+            ),
+            cn("issuer"),
+            validity,
+            cn("subject"),
+        ]
+        .concat();
+        der(0x30, &der(0x30, &tbs))
+    }
+
+    #[test]
+    fn multibyte_not_before_is_none_not_a_panic() {
+        let good = cert(b"700101000000Z", b"491231235959Z");
+        let f = facts(&good).expect("skeleton parses");
+        assert_eq!(
+            (f.subject.as_str(), f.issuer.as_str()),
+            ("CN=subject", "CN=issuer")
+        );
+        assert_eq!((f.not_before, f.not_after), (0, 2_524_607_999));
+        // Issue 19 fault 1: this notBefore killed the prober.
+        assert_eq!(
+            facts(&cert("1€00000000Z".as_bytes(), b"491231235959Z")),
+            None
+        );
+        assert_eq!(
+            facts(&cert(b"700101000000Z", "1€00000000Z".as_bytes())),
+            None
+        );
     }
 
     #[test]

@@ -47,16 +47,16 @@ pub const MAX_FRAME: usize = 100 * 1024 * 1024;
 
 /// Versions the producer asks for; capped where newer versions change
 /// semantics we do not implement (Produce v13 names topics by id).
-const PRODUCE_MAX: i16 = 12;
-const PRODUCE_MIN: i16 = 3;
-const METADATA_MAX: i16 = 12;
-const METADATA_MIN: i16 = 1;
-const INIT_PRODUCER_ID_MAX: i16 = 4;
-const API_VERSIONS_MAX: i16 = 3;
-const SASL_HANDSHAKE_MAX: i16 = 1;
-const SASL_AUTHENTICATE_MAX: i16 = 2;
-const CREATE_TOPICS_MAX: i16 = 7;
-const CREATE_TOPICS_MIN: i16 = 2;
+pub(crate) const PRODUCE_MAX: i16 = 12;
+pub(crate) const PRODUCE_MIN: i16 = 3;
+pub(crate) const METADATA_MAX: i16 = 12;
+pub(crate) const METADATA_MIN: i16 = 1;
+pub(crate) const INIT_PRODUCER_ID_MAX: i16 = 4;
+pub(crate) const API_VERSIONS_MAX: i16 = 3;
+pub(crate) const SASL_HANDSHAKE_MAX: i16 = 1;
+pub(crate) const SASL_AUTHENTICATE_MAX: i16 = 2;
+pub(crate) const CREATE_TOPICS_MAX: i16 = 7;
+pub(crate) const CREATE_TOPICS_MIN: i16 = 2;
 
 /// API versions agreed with one broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
