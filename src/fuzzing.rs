@@ -75,6 +75,31 @@ pub fn url(data: &[u8]) {
         }
         Err(msg) => assert!(fewer(&msg), "{msg:?}"),
     }
+    location(data);
+}
+
+/// The same bytes as a redirect's `Location` (src/redirect.rs): resolved
+/// against a fixed base; a hop it allows is an http(s) URL that passed the
+/// target checks, and a same-origin hop keeps the base's host and port.
+pub fn location(data: &[u8]) {
+    let base = "http://u:pw@base.test:8080/a/b?q";
+    let Some(origin) = crate::redirect::Origin::of(base) else {
+        return;
+    };
+    let method = ureq::http::Method::POST;
+    for code in [302, 307] {
+        if let Ok(hop) = crate::redirect::next(base, data, code, &method, &origin) {
+            let request = hop.url.request();
+            assert!(
+                request.starts_with("http://") || request.starts_with("https://"),
+                "{request:?}"
+            );
+            assert!(crate::url::parse(request).is_ok(), "{request:?}");
+            if !hop.same_origin {
+                assert!(!request.contains("u:pw@"), "{request:?}");
+            }
+        }
+    }
 }
 
 /// The `user:password` before the last '@' of the authority, the way
