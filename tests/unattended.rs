@@ -9,7 +9,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 use support::HttpServer;
 use support::process::{
-    parse_lines, read_all, read_stdout_meanwhile, signal, spawn, spawn_to, wait_bounded,
+    finish, parse_lines, read_all, read_stdout_meanwhile, signal, spawn, spawn_drained, spawn_to,
+    wait_bounded,
 };
 
 fn write_targets(path: &std::path::Path, lines: &[(f64, String)]) {
@@ -505,18 +506,13 @@ fn a_panicking_writer_ends_the_run_with_1_saying_so() {
     let dir = tempfile::tempdir().expect("tempdir");
     let csv = dir.path().join("t.csv");
     write_targets(&csv, &[(0.1, http.url("/fixed"))]);
-    let mut child = std::process::Command::new(support::process::binary())
-        .arg(csv.to_str().expect("path"))
-        .env("LATENCY_LOGGER_TEST_PANIC", "@stdout")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+    let run = spawn_drained(
+        &[csv.display().to_string()],
+        &[("LATENCY_LOGGER_TEST_PANIC", "@stdout")],
+    );
     // No signal: the writer's first batch panics and the run must end itself.
-    let status = wait_bounded(&mut child, Duration::from_secs(15));
-    let (out, err) = read_all(&mut child);
-    assert_eq!(status.code(), Some(1), "{err}");
+    let (code, out, err) = finish(run, Duration::from_secs(15));
+    assert_eq!(code, Some(1), "{err}");
     assert!(out.is_empty(), "{out}");
     assert!(
         err.contains("the stdout writer failed (a bug): forced panic for a test"),
@@ -534,17 +530,12 @@ fn a_panicking_scheduler_ends_the_run_with_1_and_flushes_what_was_made() {
     let dir = tempfile::tempdir().expect("tempdir");
     let csv = dir.path().join("t.csv");
     write_targets(&csv, &[(0.1, http.url("/fixed"))]);
-    let mut child = std::process::Command::new(support::process::binary())
-        .arg(csv.to_str().expect("path"))
-        .env("LATENCY_LOGGER_TEST_PANIC", "@scheduler")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let status = wait_bounded(&mut child, Duration::from_secs(15));
-    let (out, err) = read_all(&mut child);
-    assert_eq!(status.code(), Some(1), "{err}");
+    let run = spawn_drained(
+        &[csv.display().to_string()],
+        &[("LATENCY_LOGGER_TEST_PANIC", "@scheduler")],
+    );
+    let (code, out, err) = finish(run, Duration::from_secs(15));
+    assert_eq!(code, Some(1), "{err}");
     // The scheduler panics at its fifth dispatch: the four jobs dispatched
     // are all written (probed, or skipped if still queued at the stop).
     let records = parse_lines(&out);

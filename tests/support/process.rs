@@ -46,7 +46,7 @@ pub fn read_stdout_meanwhile(child: &mut Child) -> std::thread::JoinHandle<Strin
 
 /// The binary running, its stdout and stderr drained on threads as it runs
 /// (a full pipe would otherwise stall the probes writing to it).
-#[allow(dead_code)] // used by kafka_e2e, kafka_spool
+#[allow(dead_code)] // used by kafka_e2e, kafka_spool, unattended
 pub struct Running {
     pub child: Child,
     out: std::thread::JoinHandle<String>,
@@ -54,7 +54,7 @@ pub struct Running {
 }
 
 /// The binary under test with `args` and extra environment, output drained.
-#[allow(dead_code)] // used by kafka_e2e, kafka_spool
+#[allow(dead_code)] // used by kafka_e2e, kafka_spool, unattended
 pub fn spawn_drained(args: &[String], env: &[(&str, &str)]) -> Running {
     let mut child = Command::new(binary())
         .args(args)
@@ -76,7 +76,7 @@ pub fn spawn_drained(args: &[String], env: &[(&str, &str)]) -> Running {
 }
 
 /// Waits for exit within `limit`, then returns (status code, stdout, stderr).
-#[allow(dead_code)] // used by kafka_e2e, kafka_spool
+#[allow(dead_code)] // used by kafka_e2e, kafka_spool, unattended
 pub fn finish(run: Running, limit: Duration) -> (Option<i32>, String, String) {
     let Running {
         mut child,
